@@ -1,0 +1,37 @@
+"""The public entry point: ``load_model``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional, Union
+
+import torch
+
+from crdr.arch_from_weights import infer_model_config
+from crdr.checkpoints import load_weights, read_checkpoint
+from crdr.config import ConfigLike, build_generator
+from crdr.models import CrdrGenerator
+
+
+def load_model(
+    path: Optional[Union[str, Path]],
+    config: Optional[ConfigLike] = None,
+    device: Union[str, torch.device] = "cpu",
+) -> CrdrGenerator:
+    """A generator in eval mode with its entropy tables built, ready for ``model(x, q=, beta=)``.
+
+    path: an official ``.pth.tar``, our ``.safetensors`` or a Lightning ``.ckpt``; None builds an
+    untrained model. config: a ``conf/model`` name (``"crdr"``, ``"crdr_stage2"``, ...), a YAML path
+    or a mapping; by default the config stored in the file, or, for official files, the one their
+    tensor shapes imply.
+    """
+    if path is None:
+        model = build_generator(config if config is not None else "crdr")
+    else:
+        checkpoint = read_checkpoint(path)
+        if config is None:
+            config = checkpoint.config or infer_model_config(checkpoint.state_dict)
+        model = build_generator(config)
+        load_weights(model, checkpoint.state_dict)
+    model.update_entropy_tables()
+    return model.eval().to(device)

@@ -1,0 +1,154 @@
+"""Reading and writing generator weights: the official ``.pth.tar``, our ``.safetensors``, Lightning ``.ckpt``.
+
+Nothing is ever unpickled: torch files are read with ``weights_only=True`` and ours are safetensors.
+The entropy models' CDF tables are never taken from a file; they are rebuilt from the weights.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+from torch import Tensor, nn
+
+from crdr.models.entropy_models import DYNAMIC_BUFFERS
+
+PathLike = Union[str, Path]
+
+#: safetensors metadata keys of our format.
+FORMAT_NAME = "crdr-generator"
+FORMAT_VERSION = "1"
+_ENTROPY_PREFIXES = ("entropy_model_z.", "entropy_model_y.")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint cannot be read, or does not fit the model it is loaded into."""
+
+
+@dataclass
+class Checkpoint:
+    """Generator weights read from a file, with the model config when the file carries one."""
+
+    state_dict: dict[str, Tensor]
+    config: Optional[dict[str, Any]]
+    format: str  # "official", "safetensors", "lightning" or "state_dict"
+
+
+def is_dynamic_buffer(key: str) -> bool:
+    """True for the entropy models' CDF-table buffers, whose sizes depend on the weights."""
+    return key.startswith(_ENTROPY_PREFIXES) and key.rsplit(".", 1)[-1] in DYNAMIC_BUFFERS
+
+
+def read_checkpoint(path: PathLike) -> Checkpoint:
+    """Reads generator weights from any supported file (format detected from its content)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    with path.open("rb") as f:
+        head = f.read(9)
+    if len(head) == 9 and head[8:9] == b"{":
+        return _read_safetensors(path)
+    return _read_torch_file(path)
+
+
+def _read_safetensors(path: Path) -> Checkpoint:
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            metadata = f.metadata() or {}
+            state_dict = {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, OSError, ValueError) as err:
+        raise CheckpointError(f"{path}: not a readable safetensors file ({err})") from None
+    config = None
+    if "model_config" in metadata:
+        try:
+            config = json.loads(metadata["model_config"])
+        except json.JSONDecodeError as err:
+            raise CheckpointError(f"{path}: the embedded model config is not valid JSON ({err})") from None
+    return Checkpoint(state_dict, config, "safetensors")
+
+
+def _read_torch_file(path: Path) -> Checkpoint:
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else "unsupported content"
+        raise CheckpointError(
+            f"{path}: refused to load: the file holds objects other than tensors ({first_line})"
+        ) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as err:
+        raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupt?): {err}") from None
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"{path}: expected a dict of tensors, found {type(obj).__name__}")
+    if "comp_model" in obj:
+        return Checkpoint(_tensor_dict(obj["comp_model"], path), None, "official")
+    if "state_dict" in obj:
+        prefix = "generator."
+        weights = {k[len(prefix) :]: v for k, v in _tensor_dict(obj["state_dict"], path).items() if k.startswith(prefix)}
+        if not weights:
+            raise CheckpointError(f"{path}: the Lightning checkpoint holds no 'generator.*' weights")
+        hparams = obj.get("hyper_parameters") or {}
+        config = hparams.get("model") if isinstance(hparams, dict) else None
+        return Checkpoint(weights, config if isinstance(config, dict) else None, "lightning")
+    return Checkpoint(_tensor_dict(obj, path), None, "state_dict")
+
+
+def _tensor_dict(obj: Any, path: Path) -> dict[str, Tensor]:
+    if not isinstance(obj, dict) or not obj:
+        raise CheckpointError(f"{path}: expected a non-empty dict of tensors")
+    bad = [k for k, v in obj.items() if not isinstance(k, str) or not isinstance(v, Tensor)]
+    if bad:
+        raise CheckpointError(f"{path}: entries that are not tensors: {bad[:5]}")
+    # Weights saved from a DistributedDataParallel wrapper carry a 'module.' prefix.
+    return {k.removeprefix("module."): v for k, v in obj.items()}
+
+
+def load_weights(model: nn.Module, state_dict: dict[str, Tensor]) -> None:
+    """Strictly loads weights into a generator; CDF-table buffers in the file are ignored."""
+    weights = {k: v for k, v in state_dict.items() if not is_dynamic_buffer(k)}
+    expected = {k: v for k, v in model.state_dict().items() if not is_dynamic_buffer(k)}
+    missing = sorted(set(expected) - set(weights))
+    unexpected = sorted(set(weights) - set(expected))
+    mismatched = [
+        f"{k}: file {tuple(weights[k].shape)} vs model {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in weights and weights[k].shape != v.shape
+    ]
+    if missing or unexpected or mismatched:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing (e.g. {', '.join(missing[:3])})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected (e.g. {', '.join(unexpected[:3])})")
+        if mismatched:
+            parts.append(f"{len(mismatched)} with other shapes (e.g. {'; '.join(mismatched[:3])})")
+        raise CheckpointError("the checkpoint does not fit this model architecture: " + ", ".join(parts))
+    model.load_state_dict(weights, strict=False)
+
+
+def save_generator(model: nn.Module, path: PathLike) -> Path:
+    """Writes weights and model config as ``.safetensors`` (atomically: temp file, then rename)."""
+    config = getattr(model, "config", None)
+    if config is None:
+        raise CheckpointError("the model has no config to save with it; build it with crdr.load_model")
+    path = Path(path)
+    tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items() if not is_dynamic_buffer(k)}
+    metadata = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "model_config": json.dumps(config)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata=metadata)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path

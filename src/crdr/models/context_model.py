@@ -1,0 +1,86 @@
+"""Channel-wise autoregressive context model (CHARM, Minnen & Singh 2020) with latent residual prediction."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from crdr.models.entropy_models import StraightThroughGaussianConditional
+
+
+class SliceTransform(nn.Module):
+    """Conv 5x5 -> ReLU -> Conv 5x5 -> ReLU -> Conv 3x3, all stride 1 (keys ``model.0/2/4``)."""
+
+    def __init__(self, in_channels: int, out_channels: int, hidden: Sequence[int] = (224, 128)) -> None:
+        super().__init__()
+        h0, h1 = hidden
+        self.model = nn.Sequential(
+            nn.Conv2d(in_channels, h0, 5, padding=2),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(h0, h1, 5, padding=2),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(h1, out_channels, 3, padding=1),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.model(x)
+
+
+class ChannelContextModel(nn.Module):
+    """y is cut into ``num_slices`` channel slices coded in order; slice i is predicted from the
+    hyper features and the first ``min(i, max_support_slices)`` decoded slices.
+
+    For slice i: ``mu = mean_i([h_mu, support])``, ``sigma = scale_i([h_sigma, support])`` (raw; the
+    entropy model bounds it), ``y_tilde = Q(y_i; mu)``, then ``y_hat_i = y_tilde + 0.5 tanh(lrp_i([h_mu,
+    support, y_tilde]))``.
+    """
+
+    def __init__(
+        self,
+        latent_channels: int = 320,
+        num_slices: int = 10,
+        max_support_slices: int = 5,
+        hidden: Sequence[int] = (224, 128),
+    ) -> None:
+        super().__init__()
+        if latent_channels % num_slices:
+            raise ValueError(f"latent_channels={latent_channels} is not divisible by num_slices={num_slices}")
+        self.num_slices = num_slices
+        self.max_support_slices = max_support_slices
+        self.slice_channels = c = latent_channels // num_slices
+        supports = [latent_channels + c * min(i, max_support_slices) for i in range(num_slices)]
+        self.mean_slice_transforms = nn.ModuleList(SliceTransform(s, c, hidden) for s in supports)
+        self.scale_slice_transforms = nn.ModuleList(SliceTransform(s, c, hidden) for s in supports)
+        self.lrp_slice_transforms = nn.ModuleList(SliceTransform(s + c, c, hidden) for s in supports)
+
+    def slice_parameters(
+        self, i: int, h_mu: Tensor, h_sigma: Tensor, decoded: Sequence[Tensor]
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Returns (mu, sigma, mean_support) of slice i given the slices decoded so far."""
+        support = list(decoded[: self.max_support_slices])
+        mean_support = torch.cat([h_mu, *support], dim=1)
+        scale_support = torch.cat([h_sigma, *support], dim=1)
+        mu = self.mean_slice_transforms[i](mean_support)
+        sigma = self.scale_slice_transforms[i](scale_support)
+        return mu, sigma, mean_support
+
+    def refine(self, i: int, mean_support: Tensor, y_tilde: Tensor) -> Tensor:
+        """Latent residual prediction: y_tilde + 0.5 tanh(lrp_i([mean_support, y_tilde]))."""
+        lrp = self.lrp_slice_transforms[i](torch.cat([mean_support, y_tilde], dim=1))
+        return y_tilde + 0.5 * torch.tanh(lrp)
+
+    def forward(
+        self, y: Tensor, hyper: Tensor, entropy_model: StraightThroughGaussianConditional
+    ) -> tuple[Tensor, Tensor]:
+        """y: (B, C, h, w); hyper: (B, 2C, h, w) -> (y_hat, likelihoods), both (B, C, h, w)."""
+        h_mu, h_sigma = hyper.chunk(2, dim=1)
+        decoded: list[Tensor] = []
+        likelihoods: list[Tensor] = []
+        for i, y_i in enumerate(y.chunk(self.num_slices, dim=1)):
+            mu, sigma, mean_support = self.slice_parameters(i, h_mu, h_sigma, decoded)
+            y_tilde, likelihood = entropy_model(y_i, sigma, mu)
+            decoded.append(self.refine(i, mean_support, y_tilde))
+            likelihoods.append(likelihood)
+        return torch.cat(decoded, dim=1), torch.cat(likelihoods, dim=1)

@@ -1,0 +1,121 @@
+"""CompressAI entropy models with CRDR's quantisation: straight-through rounding around the mean/median.
+
+Training: the likelihood is evaluated at ``v + u`` (u ~ U(-1/2, 1/2)) and the value passed on is
+``ste_round(v - m) + m``. Evaluation: ``v_hat = round(v - m) + m`` for both.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from compressai.entropy_models import EntropyBottleneck, GaussianConditional
+from compressai.models.base import get_scale_table
+from torch import Tensor
+from torch.nn import functional as F
+
+#: Buffers whose size depends on the learned parameters; rebuilt by ``update`` and never trusted from files.
+DYNAMIC_BUFFERS = ("_offset", "_quantized_cdf", "_cdf_length", "scale_table")
+
+
+def ste_round(x: Tensor) -> Tensor:
+    """round(x) in the forward pass, identity gradient."""
+    return x + (torch.round(x) - x).detach()
+
+
+def _uniform_noise_like(x: Tensor) -> Tensor:
+    return torch.empty_like(x).uniform_(-0.5, 0.5)
+
+
+class StraightThroughEntropyBottleneck(EntropyBottleneck):
+    """Factorized prior for z (Balle et al. 2018).
+
+    The likelihood uses the sign trick of CompressAI <= 1.2.4 (``|sigmoid(s*upper) - sigmoid(s*lower)|``
+    with ``s = -sign(lower + upper)``), which the official tables and rates are computed with.
+    Parameters are named ``_matrix{i}``, ``_bias{i}``, ``_factor{i}`` and ``quantiles``, in the
+    official checkpoint order (CompressAI >= 1.2.5 keeps them in ParameterLists instead).
+    """
+
+    def __init__(self, channels: int, **kwargs) -> None:
+        super().__init__(channels, **kwargs)
+        matrices, biases, factors = list(self.matrices), list(self.biases), list(self.factors)
+        quantiles = self.quantiles
+        del self.matrices, self.biases, self.factors, self.quantiles
+        for i, (matrix, bias) in enumerate(zip(matrices, biases)):
+            self.register_parameter(f"_matrix{i}", matrix)
+            self.register_parameter(f"_bias{i}", bias)
+            if i < len(factors):
+                self.register_parameter(f"_factor{i}", factors[i])
+        self.quantiles = quantiles
+
+    def _logits_cumulative(self, inputs: Tensor, stop_gradient: bool) -> Tensor:
+        logits = inputs
+        for i in range(len(self.filters) + 1):
+            matrix, bias = getattr(self, f"_matrix{i}"), getattr(self, f"_bias{i}")
+            if stop_gradient:
+                matrix, bias = matrix.detach(), bias.detach()
+            logits = torch.matmul(F.softplus(matrix), logits) + bias
+            if i < len(self.filters):
+                factor = getattr(self, f"_factor{i}")
+                if stop_gradient:
+                    factor = factor.detach()
+                logits = logits + torch.tanh(factor) * torch.tanh(logits)
+        return logits
+
+    def _likelihood(self, inputs: Tensor, stop_gradient: bool = False) -> tuple[Tensor, Tensor, Tensor]:
+        lower = self._logits_cumulative(inputs - 0.5, stop_gradient=stop_gradient)
+        upper = self._logits_cumulative(inputs + 0.5, stop_gradient=stop_gradient)
+        sign = -torch.sign(lower + upper).detach()
+        likelihood = torch.abs(torch.sigmoid(sign * upper) - torch.sigmoid(sign * lower))
+        return likelihood, lower, upper
+
+    def medians(self) -> Tensor:
+        """(1, C, 1, 1) medians of the learned densities."""
+        return self.quantiles[:, 0, 1].view(1, -1, 1, 1)
+
+    def forward(self, z: Tensor, training: Optional[bool] = None) -> tuple[Tensor, Tensor]:
+        """z: (B, C, h, w) -> (z_hat, likelihoods), both (B, C, h, w)."""
+        if training is None:
+            training = self.training
+        medians = self.medians()
+        if training:
+            z_hat = ste_round(z - medians) + medians
+            at = z + _uniform_noise_like(z)
+        else:
+            z_hat = torch.round(z - medians) + medians
+            at = z_hat
+        channels = z.shape[1]
+        values = at.transpose(0, 1).reshape(channels, 1, -1)
+        likelihood, _, _ = self._likelihood(values)
+        likelihood = self.likelihood_lower_bound(likelihood)
+        likelihood = likelihood.reshape(channels, z.shape[0], *z.shape[2:]).transpose(0, 1)
+        return z_hat, likelihood
+
+    def update_tables(self) -> None:
+        self.update(force=True)
+
+
+class StraightThroughGaussianConditional(GaussianConditional):
+    """Gaussian conditional for y with mean and scale (scales bounded below by ``scale_bound``)."""
+
+    def __init__(self, scale_bound: float = 0.11) -> None:
+        super().__init__(None, scale_bound=scale_bound)
+
+    def forward(
+        self, y: Tensor, scales: Tensor, means: Tensor, training: Optional[bool] = None
+    ) -> tuple[Tensor, Tensor]:
+        """y, scales, means: (B, C, h, w) -> (y_hat, likelihoods)."""
+        if training is None:
+            training = self.training
+        if training:
+            y_hat = ste_round(y - means) + means
+            at = y + _uniform_noise_like(y)
+        else:
+            y_hat = torch.round(y - means) + means
+            at = y_hat
+        likelihood = self.likelihood_lower_bound(self._likelihood(at, scales, means))
+        return y_hat, likelihood
+
+    def update_tables(self) -> None:
+        """64 log-spaced scales from 0.11 to 256, as in the official codec."""
+        self.update_scale_table(get_scale_table(), force=True)

@@ -1,0 +1,181 @@
+"""The CRDR generator: one model whose rate is set by q and whose realism is set by beta."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Optional, Union
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from crdr.models.context_model import ChannelContextModel
+from crdr.models.entropy_models import StraightThroughEntropyBottleneck, StraightThroughGaussianConditional
+from crdr.models.transforms import AnalysisTransform, SynthesisTransform
+
+Scalar = Union[float, int, Tensor]
+
+
+@dataclass
+class GeneratorOutput:
+    """What one forward pass of :class:`CrdrGenerator` returns.
+
+    x_hat: (B, 3, H, W) reconstruction in [0, 1] (clamped in eval mode only).
+    bpp: (B,) estimated bits per pixel of the H x W image, from the likelihoods.
+    y_hat, z_hat: quantised latents at the padded size; y_likelihoods, z_likelihoods alike.
+    """
+
+    x_hat: Tensor
+    bpp: Tensor
+    y_hat: Tensor
+    z_hat: Tensor
+    y_likelihoods: Tensor
+    z_likelihoods: Tensor
+
+
+def pad_to_multiple(x: Tensor, multiple: int) -> Tensor:
+    """Pads right and bottom to a multiple by mirror reflection, repeated where a side is too short.
+
+    Equals ``F.pad(x, ..., mode='reflect')`` whenever that is possible (pad < side); a side of 1
+    is first replicated. x: (B, C, H, W).
+    """
+    pad_h = -x.shape[-2] % multiple
+    pad_w = -x.shape[-1] % multiple
+    while pad_h or pad_w:
+        h, w = x.shape[-2:]
+        if (pad_h and h == 1) or (pad_w and w == 1):
+            x = F.pad(x, (0, int(pad_w > 0 and w == 1), 0, int(pad_h > 0 and h == 1)), mode="replicate")
+            pad_h -= int(pad_h > 0 and h == 1)
+            pad_w -= int(pad_w > 0 and w == 1)
+            continue
+        step_h, step_w = min(pad_h, h - 1), min(pad_w, w - 1)
+        x = F.pad(x, (0, step_w, 0, step_h), mode="reflect")
+        pad_h, pad_w = pad_h - step_h, pad_w - step_w
+    return x
+
+
+def bits(likelihoods: Tensor) -> Tensor:
+    """(B, ...) likelihoods -> (B,) total information content in bits."""
+    return torch.log(likelihoods).flatten(1).sum(dim=1) / -math.log(2)
+
+
+class CrdrGenerator(nn.Module):
+    """Analysis/synthesis transforms, hyperprior, optional CHARM context model and entropy models.
+
+    Child modules (and checkpoint key prefixes) in official order: ``encoder``, ``decoder``,
+    ``hyperencoder``, ``hyperdecoder``, ``entropy_model_z``, ``entropy_model_y``, ``context_model``.
+    Without a context model, the hyper-synthesis output is split directly into (means, scales).
+    """
+
+    def __init__(
+        self,
+        encoder: AnalysisTransform,
+        decoder: SynthesisTransform,
+        hyperencoder: nn.Module,
+        hyperdecoder: nn.Module,
+        hyper_channels: int = 192,
+        scale_bound: float = 0.11,
+        context_model: Optional[ChannelContextModel] = None,
+    ) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.decoder = decoder
+        self.hyperencoder = hyperencoder
+        self.hyperdecoder = hyperdecoder
+        self.entropy_model_z = StraightThroughEntropyBottleneck(hyper_channels)
+        self.entropy_model_y = StraightThroughGaussianConditional(scale_bound=scale_bound)
+        self.context_model = context_model
+        if encoder.rate_controlled != decoder.rate_controlled:
+            raise ValueError("encoder and decoder must both have rate control (ICA) or neither")
+        self.stride = encoder.downscale_factor * hyperencoder.downscale_factor
+        #: The resolved model config this generator was built from (set by ``crdr.config.build_generator``).
+        self.config: Optional[dict] = None
+
+    # -- conditioning ------------------------------------------------------------------------
+    @property
+    def num_rate_levels(self) -> Optional[int]:
+        """Number of trained rate levels (q ranges over [0, num_rate_levels - 1]); None without ICA."""
+        return self.encoder.num_rate_levels
+
+    @property
+    def max_beta(self) -> Optional[float]:
+        """Largest realism weight beta; None when the decoder is not beta-conditioned."""
+        return self.decoder.max_beta
+
+    def quality_tensor(self, q: Optional[Scalar], batch: int) -> Optional[Tensor]:
+        """Validates q (scalar or (B,)) and returns it as a float32 (1,) or (B,) tensor."""
+        if self.num_rate_levels is None:
+            if q is not None:
+                raise ValueError("this model has a single rate: it takes no quality level q")
+            return None
+        return _condition_tensor("q", q, batch, 0.0, float(self.num_rate_levels - 1))
+
+    def beta_tensor(self, beta: Optional[Scalar], batch: int) -> Optional[Tensor]:
+        """Validates beta (scalar or (B,)) and returns it as a float32 (1,) or (B,) tensor."""
+        if self.max_beta is None:
+            if beta is not None:
+                raise ValueError("this model is not beta-conditioned: it takes no beta")
+            return None
+        return _condition_tensor("beta", beta, batch, 0.0, self.max_beta)
+
+    # -- forward -----------------------------------------------------------------------------
+    def forward(self, x: Tensor, q: Optional[Scalar] = None, beta: Optional[Scalar] = None) -> GeneratorOutput:
+        """x: (B, 3, H, W) float in [0, 1], any H, W >= 1; q in [0, L-1]; beta in [0, max_beta].
+
+        In training mode the rates use additive noise and the latents straight-through
+        rounding; in eval mode both are rounded and x_hat is clamped to [0, 1].
+        """
+        _check_image_batch(x)
+        batch, _, height, width = x.shape
+        q_t = self.quality_tensor(q, batch)
+        beta_t = self.beta_tensor(beta, batch)
+        x_padded = pad_to_multiple(x * 2 - 1, self.stride)
+        y = self.encoder(x_padded, q_t)
+        z_hat, z_likelihoods = self.entropy_model_z(self.hyperencoder(y))
+        y_hat, y_likelihoods = self.latent_prior(y, self.hyperdecoder(z_hat))
+        x_hat = self._synthesize(y_hat, q_t, beta_t)[:, :, :height, :width]
+        bpp = (bits(y_likelihoods) + bits(z_likelihoods)) / (height * width)
+        return GeneratorOutput((x_hat + 1) / 2, bpp, y_hat, z_hat, y_likelihoods, z_likelihoods)
+
+    def latent_prior(self, y: Tensor, hyper: Tensor) -> tuple[Tensor, Tensor]:
+        """Quantises y under the hyperprior (and context model) -> (y_hat, likelihoods)."""
+        if self.context_model is not None:
+            return self.context_model(y, hyper, self.entropy_model_y)
+        means, scales = hyper.chunk(2, dim=1)
+        return self.entropy_model_y(y, scales, means)
+
+    def _synthesize(self, y_hat: Tensor, q: Optional[Tensor], beta: Optional[Tensor]) -> Tensor:
+        x_hat = self.decoder(y_hat, q, beta) if self.decoder.beta_conditioned else self.decoder(y_hat, q)
+        return x_hat if self.training else x_hat.clamp(-1, 1)
+
+    # -- entropy coding tables ---------------------------------------------------------------
+    def update_entropy_tables(self) -> None:
+        """Rebuilds the CDF tables of both entropy models from the current parameters."""
+        self.entropy_model_z.update_tables()
+        self.entropy_model_y.update_tables()
+
+    def aux_loss(self) -> Tensor:
+        """Quantile-fitting loss of the entropy bottleneck (for the auxiliary optimizer)."""
+        return self.entropy_model_z.loss()
+
+
+def _condition_tensor(name: str, value: Optional[Scalar], batch: int, low: float, high: float) -> Tensor:
+    if value is None:
+        raise ValueError(f"{name} is required for this model (a number in [{low:g}, {high:g}])")
+    t = torch.as_tensor(value, dtype=torch.float32).detach().reshape(-1).cpu()
+    if t.numel() not in (1, batch):
+        raise ValueError(f"{name} must be a scalar or have one value per image ({batch}), got {t.numel()}")
+    if not torch.isfinite(t).all() or (t < low).any() or (t > high).any():
+        raise ValueError(f"{name} must lie in [{low:g}, {high:g}], got {t.tolist()}")
+    return t
+
+
+def _check_image_batch(x: Tensor) -> None:
+    if not isinstance(x, Tensor) or x.dim() != 4 or x.shape[1] != 3:
+        shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+        raise ValueError(f"expected images of shape (B, 3, H, W), got {shape}")
+    if not x.is_floating_point():
+        raise ValueError(f"expected float images in [0, 1], got dtype {x.dtype}")
+    if x.shape[0] == 0 or x.shape[2] == 0 or x.shape[3] == 0:
+        raise ValueError(f"expected a non-empty batch of images, got shape {tuple(x.shape)}")

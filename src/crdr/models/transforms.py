@@ -1,0 +1,157 @@
+"""ELIC-style analysis and synthesis transforms with optional ICA rate control and beta conditioning."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from torch import Tensor, nn
+
+from crdr.layers import FourierEmbedding, InterpolatedChannelAttention, NonLocalAttention, ResidualBottleneckStack
+
+
+def _conv_down(in_ch: int, out_ch: int) -> nn.Conv2d:
+    return nn.Conv2d(in_ch, out_ch, 5, stride=2, padding=2)
+
+
+def _conv_up(in_ch: int, out_ch: int) -> nn.ConvTranspose2d:
+    return nn.ConvTranspose2d(in_ch, out_ch, 5, stride=2, padding=2, output_padding=1)
+
+
+class _StagedTransform(nn.Module):
+    """Runs named stages in order, each paired with an optional ICA (after or before the stage)."""
+
+    stage_names: tuple[str, ...]
+    ica_before_stage: bool
+
+    def _add_rate_control(self, stage_channels: list[int], num_rate_levels: Optional[int]) -> None:
+        self.num_rate_levels = num_rate_levels
+        if num_rate_levels is not None:
+            self.interp_ca_list = nn.ModuleList(
+                InterpolatedChannelAttention(ch, num_rate_levels) for ch in stage_channels
+            )
+
+    @property
+    def rate_controlled(self) -> bool:
+        return self.num_rate_levels is not None
+
+    def _run_stages(self, x: Tensor, q: Optional[Tensor], cond: Optional[Tensor] = None) -> Tensor:
+        if self.rate_controlled and q is None:
+            raise ValueError(f"{type(self).__name__} has rate control and needs a quality level q")
+        for i, name in enumerate(self.stage_names):
+            if self.rate_controlled and self.ica_before_stage:
+                x = self.interp_ca_list[i](x, q)
+            layer = getattr(self, name)
+            x = layer(x, cond) if name.startswith("block") else layer(x)
+            if self.rate_controlled and not self.ica_before_stage:
+                x = self.interp_ca_list[i](x, q)
+        return x
+
+
+class AnalysisTransform(_StagedTransform):
+    """x (B, in_ch, H, W) -> y (B, latent_ch, H/16, W/16); H, W multiples of 16.
+
+    Stages: conv1, block1, conv2, block2, attn2, conv3, block3, conv4, attn4 (strided convs
+    are linear); with ``num_rate_levels`` an ICA follows every stage.
+    """
+
+    stage_names = ("conv1", "block1", "conv2", "block2", "attn2", "conv3", "block3", "conv4", "attn4")
+    ica_before_stage = False
+    downscale_factor = 16
+
+    def __init__(
+        self,
+        in_channels: int = 3,
+        channels: int = 192,
+        latent_channels: int = 320,
+        mid_channels: int = 96,
+        num_rate_levels: Optional[int] = None,
+    ) -> None:
+        super().__init__()
+        self.latent_channels = latent_channels
+        self.conv1 = _conv_down(in_channels, channels)
+        self.block1 = ResidualBottleneckStack(channels, mid_channels)
+        self.conv2 = _conv_down(channels, channels)
+        self.block2 = ResidualBottleneckStack(channels, mid_channels)
+        self.attn2 = NonLocalAttention(channels)
+        self.conv3 = _conv_down(channels, channels)
+        self.block3 = ResidualBottleneckStack(channels, mid_channels)
+        self.conv4 = _conv_down(channels, latent_channels)
+        self.attn4 = NonLocalAttention(latent_channels)
+        self._add_rate_control([channels] * 7 + [latent_channels] * 2, num_rate_levels)
+
+    def forward(self, x: Tensor, q: Optional[Tensor] = None) -> Tensor:
+        """x in [-1, 1]; q: (1,) or (B,) quality levels when rate-controlled."""
+        return self._run_stages(x, q)
+
+
+class SynthesisTransform(_StagedTransform):
+    """y_hat (B, latent_ch, h, w) -> x_hat (B, out_ch, 16h, 16w), linear output (no tanh).
+
+    Stages: attn1, conv1, block1, conv2, attn2, block2, conv3, block3, conv4 (up-convs are
+    5x5 stride-2 transposed convs); with ``num_rate_levels`` an ICA precedes every stage.
+    With ``beta_channels`` the residual blocks are beta-conditioned: beta -> Fourier embedding
+    -> ``mlp`` (Linear, ReLU, Linear) -> a (B, beta_channels, 1, 1) condition for every block.
+    """
+
+    stage_names = ("attn1", "conv1", "block1", "conv2", "attn2", "block2", "conv3", "block3", "conv4")
+    ica_before_stage = True
+
+    def __init__(
+        self,
+        latent_channels: int = 320,
+        channels: int = 256,
+        mid_channels: int = 128,
+        out_channels: int = 3,
+        num_rate_levels: Optional[int] = None,
+        beta_channels: Optional[int] = None,
+        num_frequencies: int = 10,
+        max_beta: float = 5.12,
+        use_pi: bool = False,
+        weight_init: bool = False,
+    ) -> None:
+        super().__init__()
+        cond = beta_channels
+        self.attn1 = NonLocalAttention(latent_channels)
+        self.conv1 = _conv_up(latent_channels, channels)
+        self.block1 = ResidualBottleneckStack(channels, mid_channels, cond_channels=cond)
+        self.conv2 = _conv_up(channels, channels)
+        self.attn2 = NonLocalAttention(channels)
+        self.block2 = ResidualBottleneckStack(channels, mid_channels, cond_channels=cond)
+        self.conv3 = _conv_up(channels, channels)
+        self.block3 = ResidualBottleneckStack(channels, mid_channels, cond_channels=cond)
+        self.conv4 = _conv_up(channels, out_channels)
+        self._add_rate_control([latent_channels] * 2 + [channels] * 7, num_rate_levels)
+        self.beta_conditioned = beta_channels is not None
+        if self.beta_conditioned:
+            self.embed = FourierEmbedding(num_frequencies, max_beta, use_pi)
+            self.mlp = nn.Sequential(
+                nn.Linear(self.embed.dim, beta_channels),
+                nn.ReLU(inplace=True),
+                nn.Linear(beta_channels, beta_channels),
+            )
+        if weight_init:
+            self.apply(_normal_init)
+
+    @property
+    def max_beta(self) -> Optional[float]:
+        return self.embed.max_beta if self.beta_conditioned else None
+
+    def forward(self, y_hat: Tensor, q: Optional[Tensor] = None, beta: Optional[Tensor] = None) -> Tensor:
+        """y_hat: (B, C, h, w); q, beta: (1,) or (B,) when the transform uses them."""
+        cond = None
+        if self.beta_conditioned:
+            if beta is None:
+                raise ValueError("this synthesis transform is beta-conditioned and needs beta")
+            cond = self.mlp(self.embed(beta).to(y_hat.device))[:, :, None, None]
+        return self._run_stages(y_hat, q, cond)
+
+
+def _normal_init(module: nn.Module) -> None:
+    """N(0, 0.02) weights and zero biases for every conv and linear layer (official decoder init)."""
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+        nn.init.normal_(module.weight, 0.0, 0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+
+__all__ = ["AnalysisTransform", "SynthesisTransform"]
