@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional, Union
 
 import torch
 
 from crdr.arch_from_weights import infer_model_config
-from crdr.checkpoints import load_weights, read_checkpoint
+from crdr.checkpoints import check_fit, load_weights, read_checkpoint
 from crdr.config import ConfigLike, build_generator
 from crdr.models import CrdrGenerator
 
 
 def load_model(
-    path: Optional[Union[str, Path]],
-    config: Optional[ConfigLike] = None,
-    device: Union[str, torch.device] = "cpu",
+    path: str | Path | None,
+    config: ConfigLike | None = None,
+    device: str | torch.device = "cpu",
 ) -> CrdrGenerator:
     """A generator in eval mode with its entropy tables built, ready for ``model(x, q=, beta=)``.
 
@@ -31,6 +30,8 @@ def load_model(
         checkpoint = read_checkpoint(path)
         if config is None:
             config = checkpoint.config or infer_model_config(checkpoint.state_dict)
+        with torch.device("meta"):  # check the file against the architecture before allocating it
+            check_fit(build_generator(config), checkpoint.state_dict)
         model = build_generator(config)
         load_weights(model, checkpoint.state_dict)
     model.update_entropy_tables()

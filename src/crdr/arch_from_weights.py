@@ -21,6 +21,8 @@ def infer_model_config(state_dict: dict[str, Tensor]) -> dict[str, Any]:
         return _infer(state_dict)
     except KeyError as err:
         raise CheckpointError(f"not a CRDR generator: tensor {err.args[0]!r} is missing") from None
+    except (ValueError, IndexError, ZeroDivisionError) as err:
+        raise CheckpointError(f"not a CRDR generator: unexpected tensor shapes ({err})") from None
 
 
 def _infer(sd: dict[str, Tensor]) -> dict[str, Any]:
@@ -39,21 +41,19 @@ def _infer(sd: dict[str, Tensor]) -> dict[str, Any]:
         "out_channels": shape("decoder.conv4.weight")[1],
         "num_rate_levels": levels,
         "beta_channels": None,
+        "num_frequencies": 10,
+        "max_beta": _DEFAULT_MAX_BETA,
+        "use_pi": False,
         "weight_init": False,
     }
     if "decoder.mlp.0.weight" in sd:
         beta_channels, embed_dim = shape("decoder.mlp.0.weight")
-        decoder.update(
-            beta_channels=beta_channels,
-            num_frequencies=embed_dim // 2,
-            max_beta=_DEFAULT_MAX_BETA,
-            use_pi=False,
-            weight_init=True,
-        )
+        decoder.update(beta_channels=beta_channels, num_frequencies=embed_dim // 2, weight_init=True)
     config: dict[str, Any] = {
         "_target_": "crdr.models.CrdrGenerator",
         "hyper_channels": hyper_channels,
-        "scale_bound": float(sd["entropy_model_y.scale_bound"].reshape(-1)[0]) if "entropy_model_y.scale_bound" in sd else 0.11,
+        # stored in float32; 6 significant digits recover the configured value (0.11)
+        "scale_bound": round(float(sd["entropy_model_y.scale_bound"].reshape(-1)[0]), 6),
         "encoder": {
             "_target_": "crdr.models.AnalysisTransform",
             "in_channels": in_channels,
@@ -82,7 +82,9 @@ def _infer(sd: dict[str, Tensor]) -> dict[str, Any]:
         shape("hyperencoder.c1.0.weight")
         config["hyperencoder"] = {"_target_": "crdr.models.ChengHyperAnalysis", **common}
         config["hyperdecoder"] = {"_target_": "crdr.models.ChengHyperSynthesis", **common}
-    config["context_model"] = _infer_context_model(sd, latent) if "context_model.mean_slice_transforms.0.model.0.weight" in sd else None
+    config["context_model"] = (
+        _infer_context_model(sd, latent) if "context_model.mean_slice_transforms.0.model.0.weight" in sd else None
+    )
     return config
 
 

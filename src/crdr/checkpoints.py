@@ -7,22 +7,21 @@ The entropy models' CDF tables are never taken from a file; they are rebuilt fro
 from __future__ import annotations
 
 import json
-import os
 import pickle
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import Tensor, nn
 
+from crdr.files import atomic_path
 from crdr.models.entropy_models import DYNAMIC_BUFFERS
 
-PathLike = Union[str, Path]
+PathLike = str | Path
 
 #: safetensors metadata keys of our format.
 FORMAT_NAME = "crdr-generator"
@@ -39,7 +38,7 @@ class Checkpoint:
     """Generator weights read from a file, with the model config when the file carries one."""
 
     state_dict: dict[str, Tensor]
-    config: Optional[dict[str, Any]]
+    config: dict[str, Any] | None
     format: str  # "official", "safetensors", "lightning" or "state_dict"
 
 
@@ -64,7 +63,7 @@ def _read_safetensors(path: Path) -> Checkpoint:
     try:
         with safe_open(str(path), framework="pt", device="cpu") as f:
             metadata = f.metadata() or {}
-            state_dict = {k: f.get_tensor(k) for k in f.keys()}
+            state_dict = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (not a dict)
     except (SafetensorError, OSError, ValueError) as err:
         raise CheckpointError(f"{path}: not a readable safetensors file ({err})") from None
     config = None
@@ -92,7 +91,9 @@ def _read_torch_file(path: Path) -> Checkpoint:
         return Checkpoint(_tensor_dict(obj["comp_model"], path), None, "official")
     if "state_dict" in obj:
         prefix = "generator."
-        weights = {k[len(prefix) :]: v for k, v in _tensor_dict(obj["state_dict"], path).items() if k.startswith(prefix)}
+        weights = {
+            k[len(prefix) :]: v for k, v in _tensor_dict(obj["state_dict"], path).items() if k.startswith(prefix)
+        }
         if not weights:
             raise CheckpointError(f"{path}: the Lightning checkpoint holds no 'generator.*' weights")
         hparams = obj.get("hyper_parameters") or {}
@@ -111,8 +112,12 @@ def _tensor_dict(obj: Any, path: Path) -> dict[str, Tensor]:
     return {k.removeprefix("module."): v for k, v in obj.items()}
 
 
-def load_weights(model: nn.Module, state_dict: dict[str, Tensor]) -> None:
-    """Strictly loads weights into a generator; CDF-table buffers in the file are ignored."""
+def check_fit(model: nn.Module, state_dict: dict[str, Tensor]) -> None:
+    """Raises CheckpointError unless the weights have exactly the model's tensor names and shapes.
+
+    CDF-table buffers are ignored. Works on a model built on the ``meta`` device, so a file can
+    be checked before any memory is allocated for the model.
+    """
     weights = {k: v for k, v in state_dict.items() if not is_dynamic_buffer(k)}
     expected = {k: v for k, v in model.state_dict().items() if not is_dynamic_buffer(k)}
     missing = sorted(set(expected) - set(weights))
@@ -131,7 +136,12 @@ def load_weights(model: nn.Module, state_dict: dict[str, Tensor]) -> None:
         if mismatched:
             parts.append(f"{len(mismatched)} with other shapes (e.g. {'; '.join(mismatched[:3])})")
         raise CheckpointError("the checkpoint does not fit this model architecture: " + ", ".join(parts))
-    model.load_state_dict(weights, strict=False)
+
+
+def load_weights(model: nn.Module, state_dict: dict[str, Tensor]) -> None:
+    """Strictly loads weights into a generator; CDF-table buffers in the file are ignored."""
+    check_fit(model, state_dict)
+    model.load_state_dict({k: v for k, v in state_dict.items() if not is_dynamic_buffer(k)}, strict=False)
 
 
 def save_generator(model: nn.Module, path: PathLike) -> Path:
@@ -139,16 +149,8 @@ def save_generator(model: nn.Module, path: PathLike) -> Path:
     config = getattr(model, "config", None)
     if config is None:
         raise CheckpointError("the model has no config to save with it; build it with crdr.load_model")
-    path = Path(path)
     tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items() if not is_dynamic_buffer(k)}
     metadata = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "model_config": json.dumps(config)}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=metadata)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
+    return Path(path)

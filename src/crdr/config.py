@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-ConfigLike = Union[str, Path, Mapping, DictConfig]
+ConfigLike = str | Path | Mapping | DictConfig
 
 #: Only classes under this prefix may be built from a config (configs travel inside checkpoints).
 ALLOWED_TARGET_PREFIX = "crdr.models."
@@ -52,7 +52,7 @@ def compose_model_config(name: str = "crdr", overrides: Sequence[str] = ()) -> d
     return resolve(cfg.model)
 
 
-def resolve(cfg: Union[Mapping, DictConfig]) -> dict[str, Any]:
+def resolve(cfg: Mapping | DictConfig) -> dict[str, Any]:
     """A plain, fully interpolated dict copy of a model config."""
     node = cfg if isinstance(cfg, DictConfig) else OmegaConf.create(dict(cfg))
     return OmegaConf.to_container(node, resolve=True, throw_on_missing=True)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
@@ -32,6 +30,6 @@ class NonLocalAttention(nn.Module):
         self.attention_block = nn.Sequential(*(NonLocalResidualUnit(channels) for _ in range(num_units)))
         self.conv = nn.Conv2d(channels, channels, 1)
 
-    def forward(self, x: Tensor, cond: Optional[Tensor] = None) -> Tensor:
+    def forward(self, x: Tensor, cond: Tensor | None = None) -> Tensor:
         """x: (B, C, H, W); ``cond`` is accepted for a uniform call signature and ignored."""
         return x + self.trunk_block(x) * torch.sigmoid(self.conv(self.attention_block(x)))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 from torch import Tensor, nn
 from torch.nn import functional as F
 
@@ -24,7 +22,7 @@ class ResidualBottleneck(nn.Module):
             nn.Conv2d(mid_channels, channels, 1),
         )
 
-    def forward(self, x: Tensor, cond: Optional[Tensor] = None) -> Tensor:
+    def forward(self, x: Tensor, cond: Tensor | None = None) -> Tensor:
         """x: (B, C, H, W); ``cond`` is accepted for a uniform call signature and ignored."""
         return x + self.conv(x)
 
@@ -42,7 +40,7 @@ class BetaConditionedResidualBottleneck(ResidualBottleneck):
         self.proj_2 = nn.Conv2d(cond_channels, mid_channels, 1)
         self.proj_3 = nn.Conv2d(cond_channels, channels, 1)
 
-    def forward(self, x: Tensor, cond: Optional[Tensor] = None) -> Tensor:
+    def forward(self, x: Tensor, cond: Tensor | None = None) -> Tensor:
         if cond is None:
             raise ValueError("BetaConditionedResidualBottleneck needs a condition tensor")
         conv_in, _, conv_mid, _, conv_out = self.conv
@@ -59,7 +57,7 @@ class ResidualBottleneckStack(nn.Module):
         channels: int,
         mid_channels: int,
         num_blocks: int = 3,
-        cond_channels: Optional[int] = None,
+        cond_channels: int | None = None,
     ) -> None:
         super().__init__()
         self.num_blocks = num_blocks
@@ -71,7 +69,7 @@ class ResidualBottleneckStack(nn.Module):
             )
             self.add_module(f"block{i}", block)
 
-    def forward(self, x: Tensor, cond: Optional[Tensor] = None) -> Tensor:
+    def forward(self, x: Tensor, cond: Tensor | None = None) -> Tensor:
         """x: (B, C, H, W); cond: (B, cond_ch, 1, 1) or None."""
         for block in self.children():
             x = block(x, cond)

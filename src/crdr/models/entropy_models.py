@@ -6,11 +6,14 @@ Training: the likelihood is evaluated at ``v + u`` (u ~ U(-1/2, 1/2)) and the va
 
 from __future__ import annotations
 
-from typing import Optional
+import warnings
 
 import torch
-from compressai.entropy_models import EntropyBottleneck, GaussianConditional
-from compressai.models.base import get_scale_table
+
+with warnings.catch_warnings():  # CompressAI 1.2.8 scripts a helper with the deprecated torch.jit.script
+    warnings.filterwarnings("ignore", message=r".*torch\.jit\.script", category=FutureWarning)
+    from compressai.entropy_models import EntropyBottleneck, GaussianConditional
+    from compressai.models.base import get_scale_table
 from torch import Tensor
 from torch.nn import functional as F
 
@@ -41,7 +44,7 @@ class StraightThroughEntropyBottleneck(EntropyBottleneck):
         matrices, biases, factors = list(self.matrices), list(self.biases), list(self.factors)
         quantiles = self.quantiles
         del self.matrices, self.biases, self.factors, self.quantiles
-        for i, (matrix, bias) in enumerate(zip(matrices, biases)):
+        for i, (matrix, bias) in enumerate(zip(matrices, biases, strict=False)):
             self.register_parameter(f"_matrix{i}", matrix)
             self.register_parameter(f"_bias{i}", bias)
             if i < len(factors):
@@ -73,7 +76,7 @@ class StraightThroughEntropyBottleneck(EntropyBottleneck):
         """(1, C, 1, 1) medians of the learned densities."""
         return self.quantiles[:, 0, 1].view(1, -1, 1, 1)
 
-    def forward(self, z: Tensor, training: Optional[bool] = None) -> tuple[Tensor, Tensor]:
+    def forward(self, z: Tensor, training: bool | None = None) -> tuple[Tensor, Tensor]:
         """z: (B, C, h, w) -> (z_hat, likelihoods), both (B, C, h, w)."""
         if training is None:
             training = self.training
@@ -101,9 +104,7 @@ class StraightThroughGaussianConditional(GaussianConditional):
     def __init__(self, scale_bound: float = 0.11) -> None:
         super().__init__(None, scale_bound=scale_bound)
 
-    def forward(
-        self, y: Tensor, scales: Tensor, means: Tensor, training: Optional[bool] = None
-    ) -> tuple[Tensor, Tensor]:
+    def forward(self, y: Tensor, scales: Tensor, means: Tensor, training: bool | None = None) -> tuple[Tensor, Tensor]:
         """y, scales, means: (B, C, h, w) -> (y_hat, likelihoods)."""
         if training is None:
             training = self.training

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Optional, Union
 
 import torch
 from torch import Tensor, nn
@@ -14,7 +13,7 @@ from crdr.models.context_model import ChannelContextModel
 from crdr.models.entropy_models import StraightThroughEntropyBottleneck, StraightThroughGaussianConditional
 from crdr.models.transforms import AnalysisTransform, SynthesisTransform
 
-Scalar = Union[float, int, Tensor]
+Scalar = float | int | Tensor
 
 
 @dataclass
@@ -76,7 +75,7 @@ class CrdrGenerator(nn.Module):
         hyperdecoder: nn.Module,
         hyper_channels: int = 192,
         scale_bound: float = 0.11,
-        context_model: Optional[ChannelContextModel] = None,
+        context_model: ChannelContextModel | None = None,
     ) -> None:
         super().__init__()
         self.encoder = encoder
@@ -90,20 +89,20 @@ class CrdrGenerator(nn.Module):
             raise ValueError("encoder and decoder must both have rate control (ICA) or neither")
         self.stride = encoder.downscale_factor * hyperencoder.downscale_factor
         #: The resolved model config this generator was built from (set by ``crdr.config.build_generator``).
-        self.config: Optional[dict] = None
+        self.config: dict | None = None
 
     # -- conditioning ------------------------------------------------------------------------
     @property
-    def num_rate_levels(self) -> Optional[int]:
+    def num_rate_levels(self) -> int | None:
         """Number of trained rate levels (q ranges over [0, num_rate_levels - 1]); None without ICA."""
         return self.encoder.num_rate_levels
 
     @property
-    def max_beta(self) -> Optional[float]:
+    def max_beta(self) -> float | None:
         """Largest realism weight beta; None when the decoder is not beta-conditioned."""
         return self.decoder.max_beta
 
-    def quality_tensor(self, q: Optional[Scalar], batch: int) -> Optional[Tensor]:
+    def quality_tensor(self, q: Scalar | None, batch: int) -> Tensor | None:
         """Validates q (scalar or (B,)) and returns it as a float32 (1,) or (B,) tensor."""
         if self.num_rate_levels is None:
             if q is not None:
@@ -111,7 +110,7 @@ class CrdrGenerator(nn.Module):
             return None
         return _condition_tensor("q", q, batch, 0.0, float(self.num_rate_levels - 1))
 
-    def beta_tensor(self, beta: Optional[Scalar], batch: int) -> Optional[Tensor]:
+    def beta_tensor(self, beta: Scalar | None, batch: int) -> Tensor | None:
         """Validates beta (scalar or (B,)) and returns it as a float32 (1,) or (B,) tensor."""
         if self.max_beta is None:
             if beta is not None:
@@ -120,7 +119,7 @@ class CrdrGenerator(nn.Module):
         return _condition_tensor("beta", beta, batch, 0.0, self.max_beta)
 
     # -- forward -----------------------------------------------------------------------------
-    def forward(self, x: Tensor, q: Optional[Scalar] = None, beta: Optional[Scalar] = None) -> GeneratorOutput:
+    def forward(self, x: Tensor, q: Scalar | None = None, beta: Scalar | None = None) -> GeneratorOutput:
         """x: (B, 3, H, W) float in [0, 1], any H, W >= 1; q in [0, L-1]; beta in [0, max_beta].
 
         In training mode the rates use additive noise and the latents straight-through
@@ -145,7 +144,7 @@ class CrdrGenerator(nn.Module):
         means, scales = hyper.chunk(2, dim=1)
         return self.entropy_model_y(y, scales, means)
 
-    def _synthesize(self, y_hat: Tensor, q: Optional[Tensor], beta: Optional[Tensor]) -> Tensor:
+    def _synthesize(self, y_hat: Tensor, q: Tensor | None, beta: Tensor | None) -> Tensor:
         x_hat = self.decoder(y_hat, q, beta) if self.decoder.beta_conditioned else self.decoder(y_hat, q)
         return x_hat if self.training else x_hat.clamp(-1, 1)
 
@@ -160,7 +159,7 @@ class CrdrGenerator(nn.Module):
         return self.entropy_model_z.loss()
 
 
-def _condition_tensor(name: str, value: Optional[Scalar], batch: int, low: float, high: float) -> Tensor:
+def _condition_tensor(name: str, value: Scalar | None, batch: int, low: float, high: float) -> Tensor:
     if value is None:
         raise ValueError(f"{name} is required for this model (a number in [{low:g}, {high:g}])")
     t = torch.as_tensor(value, dtype=torch.float32).detach().reshape(-1).cpu()

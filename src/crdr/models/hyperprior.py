@@ -99,4 +99,3 @@ class ChengHyperSynthesis(nn.Module):
 
     def forward(self, z_hat: Tensor) -> Tensor:
         return self.c5(self.c4(self.c3(self.c2(self.c1(z_hat)))))
-

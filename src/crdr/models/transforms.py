@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 from torch import Tensor, nn
 
 from crdr.layers import FourierEmbedding, InterpolatedChannelAttention, NonLocalAttention, ResidualBottleneckStack
@@ -23,7 +21,7 @@ class _StagedTransform(nn.Module):
     stage_names: tuple[str, ...]
     ica_before_stage: bool
 
-    def _add_rate_control(self, stage_channels: list[int], num_rate_levels: Optional[int]) -> None:
+    def _add_rate_control(self, stage_channels: list[int], num_rate_levels: int | None) -> None:
         self.num_rate_levels = num_rate_levels
         if num_rate_levels is not None:
             self.interp_ca_list = nn.ModuleList(
@@ -34,7 +32,7 @@ class _StagedTransform(nn.Module):
     def rate_controlled(self) -> bool:
         return self.num_rate_levels is not None
 
-    def _run_stages(self, x: Tensor, q: Optional[Tensor], cond: Optional[Tensor] = None) -> Tensor:
+    def _run_stages(self, x: Tensor, q: Tensor | None, cond: Tensor | None = None) -> Tensor:
         if self.rate_controlled and q is None:
             raise ValueError(f"{type(self).__name__} has rate control and needs a quality level q")
         for i, name in enumerate(self.stage_names):
@@ -64,7 +62,7 @@ class AnalysisTransform(_StagedTransform):
         channels: int = 192,
         latent_channels: int = 320,
         mid_channels: int = 96,
-        num_rate_levels: Optional[int] = None,
+        num_rate_levels: int | None = None,
     ) -> None:
         super().__init__()
         self.latent_channels = latent_channels
@@ -79,7 +77,7 @@ class AnalysisTransform(_StagedTransform):
         self.attn4 = NonLocalAttention(latent_channels)
         self._add_rate_control([channels] * 7 + [latent_channels] * 2, num_rate_levels)
 
-    def forward(self, x: Tensor, q: Optional[Tensor] = None) -> Tensor:
+    def forward(self, x: Tensor, q: Tensor | None = None) -> Tensor:
         """x in [-1, 1]; q: (1,) or (B,) quality levels when rate-controlled."""
         return self._run_stages(x, q)
 
@@ -102,8 +100,8 @@ class SynthesisTransform(_StagedTransform):
         channels: int = 256,
         mid_channels: int = 128,
         out_channels: int = 3,
-        num_rate_levels: Optional[int] = None,
-        beta_channels: Optional[int] = None,
+        num_rate_levels: int | None = None,
+        beta_channels: int | None = None,
         num_frequencies: int = 10,
         max_beta: float = 5.12,
         use_pi: bool = False,
@@ -133,10 +131,10 @@ class SynthesisTransform(_StagedTransform):
             self.apply(_normal_init)
 
     @property
-    def max_beta(self) -> Optional[float]:
+    def max_beta(self) -> float | None:
         return self.embed.max_beta if self.beta_conditioned else None
 
-    def forward(self, y_hat: Tensor, q: Optional[Tensor] = None, beta: Optional[Tensor] = None) -> Tensor:
+    def forward(self, y_hat: Tensor, q: Tensor | None = None, beta: Tensor | None = None) -> Tensor:
         """y_hat: (B, C, h, w); q, beta: (1,) or (B,) when the transform uses them."""
         cond = None
         if self.beta_conditioned:

@@ -1,0 +1,41 @@
+# crdr: `make quickstart` and `make test` do all set-up on a fresh machine.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+JOBS ?= 2
+
+.PHONY: setup test test-fast quickstart lint format bench clean
+
+setup: $(STAMP)
+
+# torch/torchvision are pinned in pyproject.toml; on our machines pip takes them from local disk.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip==26.3
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+test: setup
+	$(PY) -m pytest -n $(JOBS) tests
+
+test-fast: setup
+	$(PY) -m pytest -n $(JOBS) -m "not slow" tests
+
+quickstart: setup
+	$(VENV)/bin/crdr reconstruct tests/data/kodim03.png tests/data/kodim15.png tests/data/kodim23.png \
+		--checkpoint tests/data/golden_tiny/official_ckpt.pth -q 0,2,4 --beta 0,5.12 -o runs/quickstart
+
+lint: setup
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
+
+format: setup
+	$(VENV)/bin/ruff check --fix src tests bench
+	$(VENV)/bin/ruff format src tests bench
+
+bench: setup
+	$(PY) bench/forward.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .ruff_cache

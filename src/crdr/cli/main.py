@@ -1,0 +1,34 @@
+"""``crdr``: the command-line tool (``crdr reconstruct ...``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from crdr.checkpoints import CheckpointError
+from crdr.cli import reconstruct
+from crdr.config import ConfigError
+from crdr.io import ImageReadError
+
+_USER_ERRORS = (CheckpointError, ConfigError, ImageReadError, ValueError, OSError)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="crdr", description="Controllable generative image compression (CRDR).")
+    commands = parser.add_subparsers(dest="command", required=True)
+    reconstruct.add_parser(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except _USER_ERRORS as err:
+        print(f"crdr {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,54 @@
+"""Training-mode behaviour: noisy rates, straight-through latents, where gradients go."""
+
+from __future__ import annotations
+
+import torch
+from conftest import tiny_model
+
+
+def _train_model(name: str = "crdr"):
+    model = tiny_model(name, seed=7)
+    return model.train()
+
+
+def test_training_rates_are_noisy_but_the_reconstruction_is_not(kodak):
+    model = _train_model()
+    x = kodak[0][:, :, :64, :128]
+    torch.manual_seed(0)
+    a = model(x, q=torch.tensor([3.0]), beta=torch.tensor([1.0]))
+    b = model(x, q=torch.tensor([3.0]), beta=torch.tensor([1.0]))
+    assert torch.equal(a.x_hat, b.x_hat)
+    assert not torch.equal(a.bpp, b.bpp)
+    model.eval()
+    with torch.no_grad():
+        c = model(x, q=3.0, beta=1.0)
+    torch.testing.assert_close(c.x_hat, a.x_hat.clamp(0, 1), atol=1e-6, rtol=0)
+
+
+def test_distortion_trains_the_transforms_but_not_the_entropy_parameters(kodak):
+    model = _train_model()
+    x = kodak[1][:, :, 64:128, 64:128]
+    out = model(x, q=torch.tensor([2.0]), beta=torch.tensor([4.0]))
+    torch.mean((out.x_hat - x) ** 2).backward()
+    cm = model.context_model
+    assert model.encoder.conv1.weight.grad.abs().sum() > 0  # straight-through rounding
+    assert model.decoder.mlp[0].weight.grad.abs().sum() > 0
+    assert model.encoder.interp_ca_list[0].weight.grad[2].abs().sum() > 0
+    assert model.encoder.interp_ca_list[0].weight.grad[[0, 1, 3, 4]].abs().sum() == 0  # only level 2 used
+    for transforms in (cm.mean_slice_transforms, cm.scale_slice_transforms):
+        assert all(p.grad is None or p.grad.abs().sum() == 0 for p in transforms.parameters())
+    assert cm.lrp_slice_transforms[3].model[0].weight.grad.abs().sum() > 0
+
+
+def test_rate_trains_the_entropy_parameters_and_aux_loss_the_quantiles(kodak):
+    model = _train_model()
+    x = kodak[2][:, :, :64, :64]
+    out = model(x, q=torch.tensor([1.0]), beta=torch.tensor([0.0]))
+    out.bpp.mean().backward()
+    assert model.context_model.mean_slice_transforms[0].model[0].weight.grad.abs().sum() > 0
+    assert model.context_model.scale_slice_transforms[9].model[4].bias.grad.abs().sum() > 0
+    assert model.entropy_model_z._matrix0.grad.abs().sum() > 0
+    quantiles = model.entropy_model_z.quantiles
+    assert quantiles.grad is None or quantiles.grad.abs().sum() == 0  # the medians get no rate gradient
+    model.aux_loss().backward()
+    assert model.entropy_model_z.quantiles.grad.abs().sum() > 0
