@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import GOLDEN_TINY, tiny_config, tiny_model
 
+from conftest import GOLDEN_TINY, tiny_config, tiny_model
 from crdr import ConfigError, load_model
 
 

@@ -8,9 +8,9 @@ import os
 
 import pytest
 import torch
-from conftest import GOLDEN_TINY, tiny_config, tiny_model
 from safetensors import safe_open
 
+from conftest import GOLDEN_TINY, tiny_config, tiny_model
 from crdr import CheckpointError, ConfigError, load_model, save_generator
 from crdr.config import model_config_names
 

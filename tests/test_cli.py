@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 
 from conftest import GOLDEN_TINY
-
 from crdr.cli.main import main
 from crdr.io import read_image
 from crdr.io import write_image as save_png

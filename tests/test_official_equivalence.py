@@ -6,8 +6,8 @@ import csv
 
 import pytest
 import torch
-from conftest import DATA, GOLDEN_TINY, tiny_config
 
+from conftest import DATA, GOLDEN_TINY, tiny_config
 from crdr import load_model
 from crdr.arch_from_weights import infer_model_config
 from crdr.checkpoints import is_dynamic_buffer

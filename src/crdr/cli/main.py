@@ -1,4 +1,4 @@
-"""``crdr``: the command-line tool (``crdr reconstruct ...``)."""
+"""``crdr``: the command-line tool (compress, decompress, reconstruct)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from crdr.checkpoints import CheckpointError
-from crdr.cli import reconstruct
+from crdr.cli import codec_commands, reconstruct
 from crdr.config import ConfigError
 from crdr.io import ImageReadError
 
@@ -17,6 +17,7 @@ _USER_ERRORS = (CheckpointError, ConfigError, ImageReadError, ValueError, OSErro
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="crdr", description="Controllable generative image compression (CRDR).")
     commands = parser.add_subparsers(dest="command", required=True)
+    codec_commands.add_parsers(commands)
     reconstruct.add_parser(commands)
     return parser
 

@@ -12,15 +12,9 @@ from pathlib import Path
 import torch
 
 from crdr.api import load_model
+from crdr.cli.arguments import float_list
 from crdr.files import write_text_atomic
 from crdr.io import list_images, read_image, write_image
-
-
-def _floats(text: str) -> list[float]:
-    try:
-        return [float(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -32,8 +26,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     p.add_argument("inputs", nargs="+", help="image files or folders (PNG/JPEG)")
     p.add_argument("--checkpoint", help="official .pth.tar, .safetensors or Lightning .ckpt")
     p.add_argument("--config", help="model config name or YAML (default: from the checkpoint)")
-    p.add_argument("-q", "--quality", type=_floats, default=[2.0], help="quality levels, e.g. 0,2,4")
-    p.add_argument("--beta", type=_floats, default=[2.56], help="realism weights, e.g. 0,5.12")
+    p.add_argument("-q", "--quality", type=float_list, default=[2.0], help="quality levels, e.g. 0,2,4")
+    p.add_argument("--beta", type=float_list, default=[2.56], help="realism weights, e.g. 0,5.12")
     p.add_argument("-o", "--output", required=True, help="output folder")
     p.add_argument("--device", default="cpu")
     p.set_defaults(run=run)

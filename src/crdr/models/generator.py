@@ -125,7 +125,7 @@ class CrdrGenerator(nn.Module):
         In training mode the rates use additive noise and the latents straight-through
         rounding; in eval mode both are rounded and x_hat is clamped to [0, 1].
         """
-        _check_image_batch(x)
+        check_image_batch(x)
         batch, _, height, width = x.shape
         q_t = self.quality_tensor(q, batch)
         beta_t = self.beta_tensor(beta, batch)
@@ -170,7 +170,7 @@ def _condition_tensor(name: str, value: Scalar | None, batch: int, low: float, h
     return t
 
 
-def _check_image_batch(x: Tensor) -> None:
+def check_image_batch(x: Tensor) -> None:
     if not isinstance(x, Tensor) or x.dim() != 4 or x.shape[1] != 3:
         shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
         raise ValueError(f"expected images of shape (B, 3, H, W), got {shape}")

@@ -1,0 +1,104 @@
+"""``crdr compress`` and ``crdr decompress``."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import time
+from pathlib import Path
+
+from tqdm import tqdm
+
+from crdr.api import load_model
+from crdr.cli.arguments import float_list
+from crdr.codec import Codec
+from crdr.codec.target_rate import compress_to_bpp
+from crdr.files import atomic_path, write_text_atomic
+from crdr.io import list_images, read_image, write_image
+
+SUFFIX = ".crdr"
+
+
+def add_parsers(commands: argparse._SubParsersAction) -> None:
+    c = commands.add_parser("compress", help="compress images to .crdr files")
+    c.add_argument("inputs", nargs="+", help="image files or folders (PNG/JPEG, searched recursively)")
+    c.add_argument("--checkpoint", required=True, help="official .pth.tar, .safetensors or Lightning .ckpt")
+    rate = c.add_mutually_exclusive_group()
+    rate.add_argument("-q", "--quality", type=float, help="quality level in [0, 4] (continuous)")
+    rate.add_argument("--target-bpp", type=float, help="search q per image to reach this bit rate")
+    c.add_argument("--device", default="cpu", help="cpu or cuda (entropy parameters always run on the CPU)")
+    c.add_argument("-o", "--output", required=True, help="output folder")
+    c.set_defaults(run=run_compress)
+
+    d = commands.add_parser("decompress", help="decode .crdr files to PNG at one or more realism levels")
+    d.add_argument("inputs", nargs="+", help=".crdr files or folders")
+    d.add_argument("--checkpoint", required=True, help="the checkpoint the files were made with")
+    d.add_argument("--beta", type=float_list, default=None, help="realism weight(s) in [0, 5.12], e.g. 0,2.56,5.12")
+    d.add_argument("--device", default="cpu")
+    d.add_argument("-o", "--output", required=True, help="output folder")
+    d.set_defaults(run=run_decompress)
+
+
+def run_compress(args: argparse.Namespace) -> int:
+    codec = Codec(load_model(args.checkpoint), device=args.device)
+    if codec.model.num_rate_levels is not None and args.quality is None and args.target_bpp is None:
+        raise ValueError("give -q/--quality or --target-bpp")
+    out_dir = Path(args.output)
+    rows = []
+    for path in tqdm(list_images(args.inputs), desc="compress", unit="image", disable=None):
+        image = read_image(path)
+        start = time.perf_counter()
+        if args.target_bpp is not None:
+            result = compress_to_bpp(codec, image, args.target_bpp)
+            data, q = result.data, result.q
+        else:
+            data, q = codec.compress(image, args.quality), args.quality
+        seconds = time.perf_counter() - start
+        with atomic_path(out_dir / f"{path.stem}{SUFFIX}") as tmp:
+            tmp.write_bytes(data)
+        h, w = image.shape[-2:]
+        rows.append(
+            [
+                path.name,
+                h,
+                w,
+                len(data),
+                f"{len(data) * 8 / (h * w):.6f}",
+                "" if q is None else f"{q:.6g}",
+                f"{seconds:.3f}",
+            ]
+        )
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["file", "height", "width", "bytes", "bpp", "q", "seconds"])
+    writer.writerows(rows)
+    write_text_atomic(out_dir / "summary.csv", buffer.getvalue())
+    print(f"compressed {len(rows)} image(s) to {out_dir}")
+    return 0
+
+
+def run_decompress(args: argparse.Namespace) -> int:
+    codec = Codec(load_model(args.checkpoint), device=args.device)
+    betas = args.beta if args.beta else [None if codec.model.max_beta is None else 0.0]
+    files = _list_streams(args.inputs)
+    out_dir = Path(args.output)
+    for path in tqdm(files, desc="decompress", unit="file", disable=None):
+        images = codec.decompress_many(path.read_bytes(), betas)
+        for beta, image in zip(betas, images, strict=True):
+            name = path.stem if len(betas) == 1 else f"{path.stem}_beta{beta:g}"
+            write_image(image, out_dir / f"{name}.png")
+    print(f"decoded {len(files)} file(s) x {len(betas)} beta value(s) to {out_dir}")
+    return 0
+
+
+def _list_streams(inputs: list[str]) -> list[Path]:
+    files: list[Path] = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            files.extend(sorted(item.rglob(f"*{SUFFIX}")))
+        elif item.is_file():
+            files.append(item)
+        else:
+            raise FileNotFoundError(f"{item}: no such file or directory")
+    return files

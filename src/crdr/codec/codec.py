@@ -1,0 +1,175 @@
+"""Compress images to ``.crdr`` bytes and decompress them, at any realism level beta.
+
+The entropy parameters (hyper-synthesis, context model) always run on the CPU, at both ends, so
+the encoder and the decoder compute bit-identical means and scales; the analysis and synthesis
+transforms run on the codec's device.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+import torch
+from compressai.ans import RansDecoder, RansEncoder
+from torch import Tensor
+
+from crdr.checkpoints import is_dynamic_buffer
+from crdr.codec.container import FINGERPRINT_BYTES, Bitstream, BitstreamError
+from crdr.models.generator import CrdrGenerator, Scalar, check_image_batch, pad_to_multiple
+
+
+def weights_fingerprint(model: CrdrGenerator) -> bytes:
+    """First 16 bytes of SHA-256 over every weight's name, dtype, shape and values."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        if is_dynamic_buffer(name):
+            continue
+        t = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        digest.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return digest.digest()[:FINGERPRINT_BYTES]
+
+
+class _Tables:
+    """CDF tables of an entropy model as the Python lists the rANS coder takes (converted once)."""
+
+    def __init__(self, entropy_model) -> None:
+        self.cdfs = entropy_model._quantized_cdf.tolist()
+        self.lengths = entropy_model._cdf_length.reshape(-1).int().tolist()
+        self.offsets = entropy_model._offset.reshape(-1).int().tolist()
+
+
+class Codec:
+    """``compress(image, q) -> bytes`` and ``decompress(bytes, beta) -> image`` for one generator."""
+
+    def __init__(self, model: CrdrGenerator, device: str | torch.device = "cpu") -> None:
+        if model.entropy_model_y._quantized_cdf.numel() == 0:
+            raise ValueError("the model's entropy tables are not built; load it with crdr.load_model")
+        self.model = model.eval()
+        self.device = torch.device(device)
+        for part in (model.encoder, model.hyperencoder, model.decoder):
+            part.to(self.device)
+        for part in (model.hyperdecoder, model.entropy_model_z, model.entropy_model_y):
+            part.to("cpu")
+        if model.context_model is not None:
+            model.context_model.to("cpu")
+        self.fingerprint = weights_fingerprint(model)
+        self._y_tables = _Tables(model.entropy_model_y)
+
+    # -- encoder -----------------------------------------------------------------------------
+    @torch.no_grad()
+    def compress(self, image: Tensor, q: Scalar | None = None) -> bytes:
+        """image: (1, 3, H, W) float in [0, 1] -> ``.crdr`` bytes."""
+        check_image_batch(image)
+        if image.shape[0] != 1:
+            raise ValueError(f"compress takes one image at a time, got a batch of {image.shape[0]}")
+        model = self.model
+        q_t = model.quality_tensor(q, 1)
+        height, width = image.shape[-2:]
+        x = pad_to_multiple(image.to(self.device) * 2 - 1, model.stride)
+        y = model.encoder(x, None if q_t is None else q_t.to(self.device))
+        z = model.hyperencoder(y).cpu()
+        y = y.cpu()
+        z_string = model.entropy_model_z.compress(z)[0]
+        medians = model.entropy_model_z.medians()
+        z_hat = torch.round(z - medians) + medians
+        symbols, indexes = self._encode_latents(y, model.hyperdecoder(z_hat))
+        y_string = RansEncoder().encode_with_indexes(
+            symbols, indexes, self._y_tables.cdfs, self._y_tables.lengths, self._y_tables.offsets
+        )
+        q_value = None if q_t is None else float(q_t.item())
+        return Bitstream(self.fingerprint, height, width, q_value, (z_string, y_string)).to_bytes()
+
+    def _encode_latents(self, y: Tensor, hyper: Tensor) -> tuple[list[int], list[int]]:
+        """Symbols round(y - mu) and scale-table indexes of every element, in coding order."""
+        model = self.model
+        gaussian = model.entropy_model_y
+        symbols: list[int] = []
+        indexes: list[int] = []
+
+        def emit(y_part: Tensor, mu: Tensor, sigma: Tensor) -> Tensor:
+            rounded = torch.round(y_part - mu)
+            symbols.extend(rounded.int().reshape(-1).tolist())
+            indexes.extend(gaussian.build_indexes(sigma).reshape(-1).tolist())
+            return rounded + mu
+
+        cm = model.context_model
+        if cm is None:
+            means, scales = hyper.chunk(2, dim=1)
+            emit(y, means, scales)
+            return symbols, indexes
+        h_mu, h_sigma = hyper.chunk(2, dim=1)
+        decoded: list[Tensor] = []
+        for i, y_i in enumerate(y.chunk(cm.num_slices, dim=1)):
+            mu, sigma, mean_support = cm.slice_parameters(i, h_mu, h_sigma, decoded)
+            decoded.append(cm.refine(i, mean_support, emit(y_i, mu, sigma)))
+        return symbols, indexes
+
+    # -- decoder -----------------------------------------------------------------------------
+    def parse(self, data: bytes) -> Bitstream:
+        """Validates a container for this model (no model work, no large allocation)."""
+        stream = Bitstream.from_bytes(data)
+        if stream.fingerprint != self.fingerprint:
+            raise BitstreamError(
+                "this bitstream was made with another model (weights fingerprint "
+                f"{stream.fingerprint.hex()} != {self.fingerprint.hex()}); decode it with that checkpoint"
+            )
+        if len(stream.strings) != 2:
+            raise BitstreamError(f"expected 2 entropy-coded strings (z, y), found {len(stream.strings)}")
+        try:
+            self.model.quality_tensor(stream.q, 1)
+        except ValueError as err:
+            raise BitstreamError(f"invalid header for this model: {err}") from None
+        return stream
+
+    @torch.no_grad()
+    def decompress(self, data: bytes, beta: Scalar | None = None) -> Tensor:
+        """``.crdr`` bytes -> (1, 3, H, W) reconstruction in [0, 1] at realism level beta."""
+        return self.decompress_many(data, [beta])[0]
+
+    @torch.no_grad()
+    def decompress_many(self, data: bytes, betas: Sequence[Scalar | None]) -> list[Tensor]:
+        """Entropy-decodes once and synthesises one reconstruction per beta."""
+        stream = self.parse(data)
+        betas_t = [self.model.beta_tensor(beta, 1) for beta in betas]
+        y_hat = self.decode_latents(stream)
+        return [self.synthesize(y_hat, stream, beta) for beta in betas_t]
+
+    def decode_latents(self, stream: Bitstream) -> Tensor:
+        """The quantised latent y_hat (1, C, H/16, W/16) of a parsed stream (CPU)."""
+        model = self.model
+        pad_h, pad_w = (-(-s // model.stride) * model.stride for s in (stream.height, stream.width))
+        z_size = (pad_h // model.stride, pad_w // model.stride)
+        z_hat = model.entropy_model_z.decompress([stream.strings[0]], z_size)
+        hyper = model.hyperdecoder(z_hat)
+        decoder = RansDecoder()
+        decoder.set_stream(stream.strings[1])
+        gaussian = model.entropy_model_y
+
+        def read(mu: Tensor, sigma: Tensor) -> Tensor:
+            idx = gaussian.build_indexes(sigma).reshape(-1).tolist()
+            t = self._y_tables
+            values = decoder.decode_stream(idx, t.cdfs, t.lengths, t.offsets)
+            return torch.tensor(values, dtype=torch.int32).reshape(mu.shape).to(mu.dtype) + mu
+
+        cm = model.context_model
+        if cm is None:
+            means, scales = hyper.chunk(2, dim=1)
+            return read(means, scales)
+        h_mu, h_sigma = hyper.chunk(2, dim=1)
+        decoded: list[Tensor] = []
+        for i in range(cm.num_slices):
+            mu, sigma, mean_support = cm.slice_parameters(i, h_mu, h_sigma, decoded)
+            decoded.append(cm.refine(i, mean_support, read(mu, sigma)))
+        return torch.cat(decoded, dim=1)
+
+    def synthesize(self, y_hat: Tensor, stream: Bitstream, beta: Tensor | None) -> Tensor:
+        """Synthesis transform, crop to the stored size, clamp, map to [0, 1]."""
+        model = self.model
+        q_t = model.quality_tensor(stream.q, 1)
+        q_t = None if q_t is None else q_t.to(self.device)
+        y_hat = y_hat.to(self.device)
+        x_hat = model.decoder(y_hat, q_t, beta) if model.decoder.beta_conditioned else model.decoder(y_hat, q_t)
+        x_hat = x_hat.clamp(-1, 1)[:, :, : stream.height, : stream.width]
+        return ((x_hat + 1) / 2).cpu()
