@@ -36,6 +36,7 @@ format: setup
 
 bench: setup
 	$(PY) bench/forward.py
+	$(PY) bench/codec.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache

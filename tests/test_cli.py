@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import csv
 
-from conftest import GOLDEN_TINY
+from conftest import GOLDEN_TINY, tiny_model
+from crdr import load_model, save_generator
 from crdr.cli.main import main
 from crdr.io import read_image
 from crdr.io import write_image as save_png
@@ -30,3 +31,52 @@ def test_reconstruct_reports_user_errors_without_a_traceback(tmp_path, capsys):
     assert code == 2
     err = capsys.readouterr().err
     assert "checkpoint not found" in err and "Traceback" not in err
+
+
+def test_compress_then_decompress_at_three_betas_with_both_checkpoint_formats(tmp_path, kodak):
+    images = tmp_path / "images"
+    for i, img in enumerate(kodak):
+        save_png(img[:, :, 128 : 128 + 40 + 10 * i, 256 : 256 + 72], images / f"img{i}.png")
+    official = str(GOLDEN_TINY / "official_ckpt.pth")
+    ours = str(save_generator(load_model(official), tmp_path / "model.safetensors"))
+    for label, ckpt in (("official", official), ("ours", ours)):
+        out, rec = tmp_path / f"out_{label}", tmp_path / f"rec_{label}"
+        assert main(["compress", str(images), "--checkpoint", ckpt, "-q", "2", "-o", str(out)]) == 0
+        streams = sorted(out.glob("*.crdr"))
+        assert [p.name for p in streams] == ["img0.crdr", "img1.crdr", "img2.crdr"]
+        with open(out / "summary.csv", newline="") as f:
+            rows = list(csv.DictReader(f))
+        assert list(rows[0]) == ["file", "height", "width", "bytes", "bpp", "q", "seconds"]
+        assert [int(r["bytes"]) for r in rows] == [p.stat().st_size for p in streams]
+        assert (
+            main(["decompress", *map(str, streams), "--checkpoint", ckpt, "--beta", "0,2.56,5.12", "-o", str(rec)]) == 0
+        )
+        assert len(list(rec.glob("*.png"))) == 9
+        assert read_image(rec / "img1_beta2.56.png").shape == (1, 3, 50, 72)
+    same_stream = (tmp_path / "out_official" / "img0.crdr").read_bytes()
+    assert same_stream == (tmp_path / "out_ours" / "img0.crdr").read_bytes()
+
+
+def test_decompress_with_the_wrong_checkpoint_is_a_one_line_error(tmp_path, kodak, capsys):
+    src = tmp_path / "a.png"
+    save_png(kodak[0][:, :, :20, :20], src)
+    assert (
+        main(
+            [
+                "compress",
+                str(src),
+                "--checkpoint",
+                str(GOLDEN_TINY / "official_ckpt.pth"),
+                "-q",
+                "1",
+                "-o",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
+    other = save_generator(tiny_model("crdr", seed=9), tmp_path / "other.safetensors")
+    capsys.readouterr()
+    assert main(["decompress", str(tmp_path / "a.crdr"), "--checkpoint", str(other), "-o", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "another model" in err

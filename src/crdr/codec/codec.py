@@ -8,7 +8,10 @@ transforms run on the codec's device.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+import time
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import torch
 from compressai.ans import RansDecoder, RansEncoder
@@ -56,6 +59,15 @@ class Codec:
             model.context_model.to("cpu")
         self.fingerprint = weights_fingerprint(model)
         self._y_tables = _Tables(model.entropy_model_y)
+        #: Seconds spent per stage (analysis, hyper, context_model, entropy_coding, synthesis), summed
+        #: over calls; a benchmark aid, reset it with ``codec.stage_seconds.clear()``.
+        self.stage_seconds: defaultdict[str, float] = defaultdict(float)
+
+    @contextmanager
+    def _stage(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        yield
+        self.stage_seconds[name] += time.perf_counter() - start
 
     # -- encoder -----------------------------------------------------------------------------
     @torch.no_grad()
@@ -67,17 +79,20 @@ class Codec:
         model = self.model
         q_t = model.quality_tensor(q, 1)
         height, width = image.shape[-2:]
-        x = pad_to_multiple(image.to(self.device) * 2 - 1, model.stride)
-        y = model.encoder(x, None if q_t is None else q_t.to(self.device))
-        z = model.hyperencoder(y).cpu()
-        y = y.cpu()
-        z_string = model.entropy_model_z.compress(z)[0]
-        medians = model.entropy_model_z.medians()
-        z_hat = torch.round(z - medians) + medians
-        symbols, indexes = self._encode_latents(y, model.hyperdecoder(z_hat))
-        y_string = RansEncoder().encode_with_indexes(
-            symbols, indexes, self._y_tables.cdfs, self._y_tables.lengths, self._y_tables.offsets
-        )
+        with self._stage("analysis"):
+            x = pad_to_multiple(image.to(self.device) * 2 - 1, model.stride)
+            y = model.encoder(x, None if q_t is None else q_t.to(self.device))
+        with self._stage("hyper"):
+            z = model.hyperencoder(y).cpu()
+            y = y.cpu()
+            z_string = model.entropy_model_z.compress(z)[0]
+            medians = model.entropy_model_z.medians()
+            hyper = model.hyperdecoder(torch.round(z - medians) + medians)
+        symbols, indexes = self._encode_latents(y, hyper)
+        with self._stage("entropy_coding"):
+            y_string = RansEncoder().encode_with_indexes(
+                symbols, indexes, self._y_tables.cdfs, self._y_tables.lengths, self._y_tables.offsets
+            )
         q_value = None if q_t is None else float(q_t.item())
         return Bitstream(self.fingerprint, height, width, q_value, (z_string, y_string)).to_bytes()
 
@@ -89,10 +104,11 @@ class Codec:
         indexes: list[int] = []
 
         def emit(y_part: Tensor, mu: Tensor, sigma: Tensor) -> Tensor:
-            rounded = torch.round(y_part - mu)
-            symbols.extend(rounded.int().reshape(-1).tolist())
-            indexes.extend(gaussian.build_indexes(sigma).reshape(-1).tolist())
-            return rounded + mu
+            with self._stage("entropy_coding"):
+                rounded = torch.round(y_part - mu)
+                symbols.extend(rounded.int().reshape(-1).tolist())
+                indexes.extend(gaussian.build_indexes(sigma).reshape(-1).tolist())
+                return rounded + mu
 
         cm = model.context_model
         if cm is None:
@@ -102,8 +118,11 @@ class Codec:
         h_mu, h_sigma = hyper.chunk(2, dim=1)
         decoded: list[Tensor] = []
         for i, y_i in enumerate(y.chunk(cm.num_slices, dim=1)):
-            mu, sigma, mean_support = cm.slice_parameters(i, h_mu, h_sigma, decoded)
-            decoded.append(cm.refine(i, mean_support, emit(y_i, mu, sigma)))
+            with self._stage("context_model"):
+                mu, sigma, mean_support = cm.slice_parameters(i, h_mu, h_sigma, decoded)
+            y_tilde = emit(y_i, mu, sigma)
+            with self._stage("context_model"):
+                decoded.append(cm.refine(i, mean_support, y_tilde))
         return symbols, indexes
 
     # -- decoder -----------------------------------------------------------------------------
@@ -141,17 +160,18 @@ class Codec:
         model = self.model
         pad_h, pad_w = (-(-s // model.stride) * model.stride for s in (stream.height, stream.width))
         z_size = (pad_h // model.stride, pad_w // model.stride)
-        z_hat = model.entropy_model_z.decompress([stream.strings[0]], z_size)
-        hyper = model.hyperdecoder(z_hat)
+        with self._stage("hyper"):
+            hyper = model.hyperdecoder(model.entropy_model_z.decompress([stream.strings[0]], z_size))
         decoder = RansDecoder()
         decoder.set_stream(stream.strings[1])
         gaussian = model.entropy_model_y
 
         def read(mu: Tensor, sigma: Tensor) -> Tensor:
-            idx = gaussian.build_indexes(sigma).reshape(-1).tolist()
-            t = self._y_tables
-            values = decoder.decode_stream(idx, t.cdfs, t.lengths, t.offsets)
-            return torch.tensor(values, dtype=torch.int32).reshape(mu.shape).to(mu.dtype) + mu
+            with self._stage("entropy_coding"):
+                idx = gaussian.build_indexes(sigma).reshape(-1).tolist()
+                t = self._y_tables
+                values = decoder.decode_stream(idx, t.cdfs, t.lengths, t.offsets)
+                return torch.tensor(values, dtype=torch.int32).reshape(mu.shape).to(mu.dtype) + mu
 
         cm = model.context_model
         if cm is None:
@@ -160,8 +180,11 @@ class Codec:
         h_mu, h_sigma = hyper.chunk(2, dim=1)
         decoded: list[Tensor] = []
         for i in range(cm.num_slices):
-            mu, sigma, mean_support = cm.slice_parameters(i, h_mu, h_sigma, decoded)
-            decoded.append(cm.refine(i, mean_support, read(mu, sigma)))
+            with self._stage("context_model"):
+                mu, sigma, mean_support = cm.slice_parameters(i, h_mu, h_sigma, decoded)
+            y_tilde = read(mu, sigma)
+            with self._stage("context_model"):
+                decoded.append(cm.refine(i, mean_support, y_tilde))
         return torch.cat(decoded, dim=1)
 
     def synthesize(self, y_hat: Tensor, stream: Bitstream, beta: Tensor | None) -> Tensor:
@@ -169,7 +192,8 @@ class Codec:
         model = self.model
         q_t = model.quality_tensor(stream.q, 1)
         q_t = None if q_t is None else q_t.to(self.device)
-        y_hat = y_hat.to(self.device)
-        x_hat = model.decoder(y_hat, q_t, beta) if model.decoder.beta_conditioned else model.decoder(y_hat, q_t)
-        x_hat = x_hat.clamp(-1, 1)[:, :, : stream.height, : stream.width]
-        return ((x_hat + 1) / 2).cpu()
+        with self._stage("synthesis"):
+            y_hat = y_hat.to(self.device)
+            x_hat = model.decoder(y_hat, q_t, beta) if model.decoder.beta_conditioned else model.decoder(y_hat, q_t)
+            x_hat = x_hat.clamp(-1, 1)[:, :, : stream.height, : stream.width]
+            return ((x_hat + 1) / 2).cpu()
