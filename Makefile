@@ -22,9 +22,15 @@ test: setup
 test-fast: setup
 	$(PY) -m pytest -n $(JOBS) -m "not slow" tests
 
+DEMO_CKPT := tests/data/golden_tiny/official_ckpt.pth
+DEMO_IMAGES := tests/data/kodim03.png tests/data/kodim15.png tests/data/kodim23.png
+
 quickstart: setup
-	$(VENV)/bin/crdr reconstruct tests/data/kodim03.png tests/data/kodim15.png tests/data/kodim23.png \
-		--checkpoint tests/data/golden_tiny/official_ckpt.pth -q 0,2,4 --beta 0,5.12 -o runs/quickstart
+	$(VENV)/bin/crdr compress $(DEMO_IMAGES) --checkpoint $(DEMO_CKPT) -q 2 -o runs/quickstart/streams
+	$(VENV)/bin/crdr decompress runs/quickstart/streams --checkpoint $(DEMO_CKPT) --beta 0,2.56,5.12 \
+		-o runs/quickstart/decoded
+	$(VENV)/bin/crdr reconstruct $(DEMO_IMAGES) --checkpoint $(DEMO_CKPT) -q 0,2,4 --beta 0,5.12 \
+		-o runs/quickstart/grid
 
 lint: setup
 	$(VENV)/bin/ruff check src tests bench
