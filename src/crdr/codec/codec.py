@@ -64,6 +64,20 @@ class Codec:
         self.stage_seconds: defaultdict[str, float] = defaultdict(float)
 
     @contextmanager
+    def _reproducible(self) -> Iterator[None]:
+        """On CUDA: deterministic cuDNN algorithms and no TF32 while coding (settings restored after)."""
+        if self.device.type != "cuda":
+            yield
+            return
+        cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
+        saved = cudnn.deterministic, cudnn.benchmark, cudnn.allow_tf32, matmul.allow_tf32
+        cudnn.deterministic, cudnn.benchmark, cudnn.allow_tf32, matmul.allow_tf32 = True, False, False, False
+        try:
+            yield
+        finally:
+            cudnn.deterministic, cudnn.benchmark, cudnn.allow_tf32, matmul.allow_tf32 = saved
+
+    @contextmanager
     def _stage(self, name: str) -> Iterator[None]:
         start = time.perf_counter()
         yield
@@ -79,10 +93,10 @@ class Codec:
         model = self.model
         q_t = model.quality_tensor(q, 1)
         height, width = image.shape[-2:]
-        with self._stage("analysis"):
+        with self._stage("analysis"), self._reproducible():
             x = pad_to_multiple(image.to(self.device) * 2 - 1, model.stride)
             y = model.encoder(x, None if q_t is None else q_t.to(self.device))
-        with self._stage("hyper"):
+        with self._stage("hyper"), self._reproducible():
             z = model.hyperencoder(y).cpu()
             y = y.cpu()
             z_string = model.entropy_model_z.compress(z)[0]
@@ -192,7 +206,7 @@ class Codec:
         model = self.model
         q_t = model.quality_tensor(stream.q, 1)
         q_t = None if q_t is None else q_t.to(self.device)
-        with self._stage("synthesis"):
+        with self._stage("synthesis"), self._reproducible():
             y_hat = y_hat.to(self.device)
             x_hat = model.decoder(y_hat, q_t, beta) if model.decoder.beta_conditioned else model.decoder(y_hat, q_t)
             x_hat = x_hat.clamp(-1, 1)[:, :, : stream.height, : stream.width]
