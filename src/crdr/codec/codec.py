@@ -19,6 +19,7 @@ from torch import Tensor
 
 from crdr.checkpoints import is_dynamic_buffer
 from crdr.codec.container import FINGERPRINT_BYTES, Bitstream, BitstreamError
+from crdr.models.entropy_models import quantize_around
 from crdr.models.generator import CrdrGenerator, Scalar, check_image_batch, pad_to_multiple
 
 
@@ -100,8 +101,8 @@ class Codec:
             z = model.hyperencoder(y).cpu()
             y = y.cpu()
             z_string = model.entropy_model_z.compress(z)[0]
-            medians = model.entropy_model_z.medians()
-            hyper = model.hyperdecoder(torch.round(z - medians) + medians)
+            z_hat, _ = quantize_around(z, model.entropy_model_z.medians(), training=False)
+            hyper = model.hyperdecoder(z_hat)
         symbols, indexes = self._encode_latents(y, hyper)
         with self._stage("entropy_coding"):
             y_string = RansEncoder().encode_with_indexes(

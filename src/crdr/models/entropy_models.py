@@ -26,8 +26,16 @@ def ste_round(x: Tensor) -> Tensor:
     return x + (torch.round(x) - x).detach()
 
 
-def _uniform_noise_like(x: Tensor) -> Tensor:
-    return torch.empty_like(x).uniform_(-0.5, 0.5)
+def quantize_around(values: Tensor, centers: Tensor, training: bool) -> tuple[Tensor, Tensor]:
+    """Returns (v_hat, where the likelihood is evaluated).
+
+    Training: ``(ste_round(v - c) + c, v + U(-1/2, 1/2))``; evaluation: ``round(v - c) + c`` for both.
+    """
+    if training:
+        noisy = values + torch.empty_like(values).uniform_(-0.5, 0.5)
+        return ste_round(values - centers) + centers, noisy
+    v_hat = torch.round(values - centers) + centers
+    return v_hat, v_hat
 
 
 class StraightThroughEntropyBottleneck(EntropyBottleneck):
@@ -80,13 +88,7 @@ class StraightThroughEntropyBottleneck(EntropyBottleneck):
         """z: (B, C, h, w) -> (z_hat, likelihoods), both (B, C, h, w)."""
         if training is None:
             training = self.training
-        medians = self.medians()
-        if training:
-            z_hat = ste_round(z - medians) + medians
-            at = z + _uniform_noise_like(z)
-        else:
-            z_hat = torch.round(z - medians) + medians
-            at = z_hat
+        z_hat, at = quantize_around(z, self.medians(), training)
         channels = z.shape[1]
         values = at.transpose(0, 1).reshape(channels, 1, -1)
         likelihood, _, _ = self._likelihood(values)
@@ -108,12 +110,7 @@ class StraightThroughGaussianConditional(GaussianConditional):
         """y, scales, means: (B, C, h, w) -> (y_hat, likelihoods)."""
         if training is None:
             training = self.training
-        if training:
-            y_hat = ste_round(y - means) + means
-            at = y + _uniform_noise_like(y)
-        else:
-            y_hat = torch.round(y - means) + means
-            at = y_hat
+        y_hat, at = quantize_around(y, means, training)
         likelihood = self.likelihood_lower_bound(self._likelihood(at, scales, means))
         return y_hat, likelihood
 
