@@ -140,7 +140,7 @@ class SynthesisTransform(_StagedTransform):
         if self.beta_conditioned:
             if beta is None:
                 raise ValueError("this synthesis transform is beta-conditioned and needs beta")
-            cond = self.mlp(self.embed(beta).to(y_hat.device))[:, :, None, None]
+            cond = self.mlp(self.embed(beta).to(y_hat))[:, :, None, None]
         return self._run_stages(y_hat, q, cond)
 
 
