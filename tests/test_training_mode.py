@@ -53,3 +53,14 @@ def test_rate_trains_the_entropy_parameters_and_aux_loss_the_quantiles(kodak):
     assert quantiles.grad is None or quantiles.grad.abs().sum() == 0  # the medians get no rate gradient
     model.aux_loss().backward()
     assert model.entropy_model_z.quantiles.grad.abs().sum() > 0
+
+
+def test_synthesis_runs_in_bfloat16_close_to_float32(kodak):
+    model = tiny_model("crdr", seed=8)
+    with torch.no_grad():
+        y_hat = model(kodak[0][:, :, :64, :64], q=2.0, beta=1.0).y_hat
+        q, beta = torch.tensor([2.0]), torch.tensor([1.0])
+        reference = model.decoder(y_hat, q, beta)
+        half = model.decoder.to(torch.bfloat16)(y_hat.to(torch.bfloat16), q, beta)
+    assert half.dtype == torch.bfloat16
+    assert (half.float() - reference).abs().max() < 0.05 * reference.abs().max()
