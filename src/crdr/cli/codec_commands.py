@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import time
 from pathlib import Path
 
@@ -14,7 +12,7 @@ from crdr.api import load_model
 from crdr.cli.arguments import float_list
 from crdr.codec import Codec
 from crdr.codec.target_rate import compress_to_bpp
-from crdr.files import atomic_path, write_text_atomic
+from crdr.files import atomic_path, write_csv_atomic
 from crdr.io import list_images, read_image, write_image
 
 SUFFIX = ".crdr"
@@ -69,11 +67,7 @@ def run_compress(args: argparse.Namespace) -> int:
                 f"{seconds:.3f}",
             ]
         )
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(["file", "height", "width", "bytes", "bpp", "q", "seconds"])
-    writer.writerows(rows)
-    write_text_atomic(out_dir / "summary.csv", buffer.getvalue())
+    write_csv_atomic(out_dir / "summary.csv", ["file", "height", "width", "bytes", "bpp", "q", "seconds"], rows)
     print(f"compressed {len(rows)} image(s) to {out_dir}")
     return 0
 

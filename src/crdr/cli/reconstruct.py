@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import math
 import time
 from pathlib import Path
@@ -13,7 +11,7 @@ import torch
 
 from crdr.api import load_model
 from crdr.cli.arguments import float_list
-from crdr.files import write_text_atomic
+from crdr.files import write_csv_atomic
 from crdr.io import list_images, read_image, write_image
 
 
@@ -67,14 +65,7 @@ def run(args: argparse.Namespace) -> int:
                     }
                 )
                 print(f"{name}: {rows[-1]['bpp_estimate']} bpp (estimate), PSNR {rows[-1]['psnr']} dB")
-    _write_csv(rows, out_dir / "results.csv")
+    header = ["image", "height", "width", "q", "beta", "bpp_estimate", "psnr", "seconds"]
+    write_csv_atomic(out_dir / "results.csv", header, [[row[k] for k in header] for row in rows])
     print(f"wrote {len(rows)} reconstructions and results.csv to {out_dir}")
     return 0
-
-
-def _write_csv(rows: list[dict], path: Path) -> None:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]) if rows else ["image"])
-    writer.writeheader()
-    writer.writerows(rows)
-    write_text_atomic(path, buffer.getvalue())
