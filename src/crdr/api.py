@@ -8,7 +8,7 @@ import torch
 
 from crdr.arch_from_weights import infer_model_config
 from crdr.checkpoints import check_fit, load_weights, read_checkpoint
-from crdr.config import ConfigLike, build_generator
+from crdr.config import ConfigLike, build_generator, load_model_config
 from crdr.models import CrdrGenerator
 
 
@@ -30,6 +30,7 @@ def load_model(
         checkpoint = read_checkpoint(path)
         if config is None:
             config = checkpoint.config or infer_model_config(checkpoint.state_dict)
+        config = load_model_config(config)  # compose once for both builds below
         with torch.device("meta"):  # check the file against the architecture before allocating it
             check_fit(build_generator(config), checkpoint.state_dict)
         model = build_generator(config)
