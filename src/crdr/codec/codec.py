@@ -80,9 +80,11 @@ class Codec:
 
     @contextmanager
     def _stage(self, name: str) -> Iterator[None]:
-        start = time.perf_counter()
+        """Adds the block's own seconds to ``stage_seconds[name]`` (stages nested in it excluded)."""
+        start, nested_before = time.perf_counter(), sum(self.stage_seconds.values())
         yield
-        self.stage_seconds[name] += time.perf_counter() - start
+        nested = sum(self.stage_seconds.values()) - nested_before
+        self.stage_seconds[name] += time.perf_counter() - start - nested
 
     # -- encoder -----------------------------------------------------------------------------
     @torch.no_grad()
@@ -129,15 +131,10 @@ class Codec:
         if cm is None:
             means, scales = hyper.chunk(2, dim=1)
             emit(y, means, scales)
-            return symbols, indexes
-        h_mu, h_sigma = hyper.chunk(2, dim=1)
-        decoded: list[Tensor] = []
-        for i, y_i in enumerate(y.chunk(cm.num_slices, dim=1)):
+        else:
+            y_slices = y.chunk(cm.num_slices, dim=1)
             with self._stage("context_model"):
-                mu, sigma, mean_support = cm.slice_parameters(i, h_mu, h_sigma, decoded)
-            y_tilde = emit(y_i, mu, sigma)
-            with self._stage("context_model"):
-                decoded.append(cm.refine(i, mean_support, y_tilde))
+                cm.run_slices(hyper, lambda i, mu, sigma: emit(y_slices[i], mu, sigma))
         return symbols, indexes
 
     # -- decoder -----------------------------------------------------------------------------
@@ -173,8 +170,7 @@ class Codec:
     def decode_latents(self, stream: Bitstream) -> Tensor:
         """The quantised latent y_hat (1, C, H/16, W/16) of a parsed stream (CPU)."""
         model = self.model
-        pad_h, pad_w = (-(-s // model.stride) * model.stride for s in (stream.height, stream.width))
-        z_size = (pad_h // model.stride, pad_w // model.stride)
+        z_size = tuple(-(-side // model.stride) for side in (stream.height, stream.width))
         with self._stage("hyper"):
             hyper = model.hyperdecoder(model.entropy_model_z.decompress([stream.strings[0]], z_size))
         decoder = RansDecoder()
@@ -192,15 +188,8 @@ class Codec:
         if cm is None:
             means, scales = hyper.chunk(2, dim=1)
             return read(means, scales)
-        h_mu, h_sigma = hyper.chunk(2, dim=1)
-        decoded: list[Tensor] = []
-        for i in range(cm.num_slices):
-            with self._stage("context_model"):
-                mu, sigma, mean_support = cm.slice_parameters(i, h_mu, h_sigma, decoded)
-            y_tilde = read(mu, sigma)
-            with self._stage("context_model"):
-                decoded.append(cm.refine(i, mean_support, y_tilde))
-        return torch.cat(decoded, dim=1)
+        with self._stage("context_model"):
+            return cm.run_slices(hyper, lambda i, mu, sigma: read(mu, sigma))
 
     def synthesize(self, y_hat: Tensor, stream: Bitstream, beta: Tensor | None) -> Tensor:
         """Synthesis transform, crop to the stored size, clamp, map to [0, 1]."""

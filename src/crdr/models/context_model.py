@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -55,7 +55,20 @@ class ChannelContextModel(nn.Module):
         self.scale_slice_transforms = nn.ModuleList(SliceTransform(s, c, hidden) for s in supports)
         self.lrp_slice_transforms = nn.ModuleList(SliceTransform(s + c, c, hidden) for s in supports)
 
-    def slice_parameters(
+    def run_slices(self, hyper: Tensor, quantize: Callable[[int, Tensor, Tensor], Tensor]) -> Tensor:
+        """The slice-by-slice loop shared by the forward pass, the encoder and the decoder.
+
+        hyper: (B, 2C, h, w). ``quantize(i, mu, sigma)`` returns the quantised slice i (before its
+        LRP), however it is obtained (rounding, or rANS decoding). Returns y_hat (B, C, h, w).
+        """
+        h_mu, h_sigma = hyper.chunk(2, dim=1)
+        decoded: list[Tensor] = []
+        for i in range(self.num_slices):
+            mu, sigma, mean_support = self._slice_parameters(i, h_mu, h_sigma, decoded)
+            decoded.append(self._refine(i, mean_support, quantize(i, mu, sigma)))
+        return torch.cat(decoded, dim=1)
+
+    def _slice_parameters(
         self, i: int, h_mu: Tensor, h_sigma: Tensor, decoded: Sequence[Tensor]
     ) -> tuple[Tensor, Tensor, Tensor]:
         """Returns (mu, sigma, mean_support) of slice i given the slices decoded so far."""
@@ -66,7 +79,7 @@ class ChannelContextModel(nn.Module):
         sigma = self.scale_slice_transforms[i](scale_support)
         return mu, sigma, mean_support
 
-    def refine(self, i: int, mean_support: Tensor, y_tilde: Tensor) -> Tensor:
+    def _refine(self, i: int, mean_support: Tensor, y_tilde: Tensor) -> Tensor:
         """Latent residual prediction: y_tilde + 0.5 tanh(lrp_i([mean_support, y_tilde]))."""
         lrp = self.lrp_slice_transforms[i](torch.cat([mean_support, y_tilde], dim=1))
         return y_tilde + 0.5 * torch.tanh(lrp)
@@ -75,12 +88,13 @@ class ChannelContextModel(nn.Module):
         self, y: Tensor, hyper: Tensor, entropy_model: StraightThroughGaussianConditional
     ) -> tuple[Tensor, Tensor]:
         """y: (B, C, h, w); hyper: (B, 2C, h, w) -> (y_hat, likelihoods), both (B, C, h, w)."""
-        h_mu, h_sigma = hyper.chunk(2, dim=1)
-        decoded: list[Tensor] = []
+        y_slices = y.chunk(self.num_slices, dim=1)
         likelihoods: list[Tensor] = []
-        for i, y_i in enumerate(y.chunk(self.num_slices, dim=1)):
-            mu, sigma, mean_support = self.slice_parameters(i, h_mu, h_sigma, decoded)
-            y_tilde, likelihood = entropy_model(y_i, sigma, mu)
-            decoded.append(self.refine(i, mean_support, y_tilde))
+
+        def quantize(i: int, mu: Tensor, sigma: Tensor) -> Tensor:
+            y_tilde, likelihood = entropy_model(y_slices[i], sigma, mu)
             likelihoods.append(likelihood)
-        return torch.cat(decoded, dim=1), torch.cat(likelihoods, dim=1)
+            return y_tilde
+
+        y_hat = self.run_slices(hyper, quantize)
+        return y_hat, torch.cat(likelihoods, dim=1)
