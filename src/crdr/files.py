@@ -41,3 +41,17 @@ def write_csv_atomic(path: str | Path, header: Sequence[str], rows: Sequence[Seq
     writer.writerow(header)
     writer.writerows(rows)
     return write_text_atomic(path, buffer.getvalue())
+
+
+def expand_paths(inputs: Sequence[str | Path], suffixes: Sequence[str]) -> list[Path]:
+    """Files as given, and the files below folders (recursively, sorted) whose suffix is one of
+    ``suffixes`` (case-insensitive). A missing path is a FileNotFoundError."""
+    found: list[Path] = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            found.extend(sorted(p for p in item.rglob("*") if p.suffix.lower() in suffixes and p.is_file()))
+        elif item.exists():
+            found.append(item)
+        else:
+            raise FileNotFoundError(f"{item}: no such file or directory")
+    return found

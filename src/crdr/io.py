@@ -53,16 +53,3 @@ def write_image(x: Tensor, path: PathLike) -> Path:
     with atomic_path(path) as tmp:
         Image.fromarray(to_uint8(x)).save(tmp, format="PNG")
     return Path(path)
-
-
-def list_images(inputs: list[PathLike]) -> list[Path]:
-    """Expands files and folders (recursively) into a sorted list of PNG/JPEG files."""
-    found: list[Path] = []
-    for item in map(Path, inputs):
-        if item.is_dir():
-            found.extend(sorted(p for p in item.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()))
-        elif item.exists():
-            found.append(item)
-        else:
-            raise ImageReadError(f"{item}: no such file or directory")
-    return found

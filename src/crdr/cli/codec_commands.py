@@ -12,8 +12,8 @@ from crdr.api import load_model
 from crdr.cli.arguments import float_list
 from crdr.codec import Codec
 from crdr.codec.target_rate import compress_to_bpp
-from crdr.files import atomic_path, write_csv_atomic
-from crdr.io import list_images, read_image, write_image
+from crdr.files import atomic_path, expand_paths, write_csv_atomic
+from crdr.io import IMAGE_SUFFIXES, read_image, write_image
 
 SUFFIX = ".crdr"
 
@@ -44,7 +44,7 @@ def run_compress(args: argparse.Namespace) -> int:
         raise ValueError("give -q/--quality or --target-bpp")
     out_dir = Path(args.output)
     rows = []
-    for path in tqdm(list_images(args.inputs), desc="compress", unit="image", disable=None):
+    for path in tqdm(expand_paths(args.inputs, IMAGE_SUFFIXES), desc="compress", unit="image", disable=None):
         image = read_image(path)
         start = time.perf_counter()
         if args.target_bpp is not None:
@@ -75,7 +75,7 @@ def run_compress(args: argparse.Namespace) -> int:
 def run_decompress(args: argparse.Namespace) -> int:
     codec = Codec(load_model(args.checkpoint), device=args.device)
     betas = args.beta if args.beta else [None if codec.model.max_beta is None else 0.0]
-    files = _list_streams(args.inputs)
+    files = expand_paths(args.inputs, (SUFFIX,))
     out_dir = Path(args.output)
     for path in tqdm(files, desc="decompress", unit="file", disable=None):
         images = codec.decompress_many(path.read_bytes(), betas)
@@ -84,15 +84,3 @@ def run_decompress(args: argparse.Namespace) -> int:
             write_image(image, out_dir / f"{name}.png")
     print(f"decoded {len(files)} file(s) x {len(betas)} beta value(s) to {out_dir}")
     return 0
-
-
-def _list_streams(inputs: list[str]) -> list[Path]:
-    files: list[Path] = []
-    for item in map(Path, inputs):
-        if item.is_dir():
-            files.extend(sorted(item.rglob(f"*{SUFFIX}")))
-        elif item.is_file():
-            files.append(item)
-        else:
-            raise FileNotFoundError(f"{item}: no such file or directory")
-    return files

@@ -11,8 +11,8 @@ import torch
 
 from crdr.api import load_model
 from crdr.cli.arguments import float_list
-from crdr.files import write_csv_atomic
-from crdr.io import list_images, read_image, write_image
+from crdr.files import expand_paths, write_csv_atomic
+from crdr.io import IMAGE_SUFFIXES, read_image, write_image
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     betas = args.beta if realism else [None]
     out_dir = Path(args.output)
     rows = []
-    for path in list_images(args.inputs):
+    for path in expand_paths(args.inputs, IMAGE_SUFFIXES):
         x = read_image(path).to(args.device)
         for q in qs:
             for beta in betas:
