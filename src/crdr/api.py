@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 
 from crdr.arch_from_weights import infer_model_config
 from crdr.checkpoints import check_fit, load_weights, read_checkpoint
 from crdr.config import ConfigLike, build_generator, load_model_config
+from crdr.files import PathLike
 from crdr.models import CrdrGenerator
 
 
 def load_model(
-    path: str | Path | None,
+    path: PathLike | None,
     config: ConfigLike | None = None,
     device: str | torch.device = "cpu",
 ) -> CrdrGenerator:

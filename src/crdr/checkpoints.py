@@ -18,10 +18,8 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import Tensor, nn
 
-from crdr.files import atomic_path
+from crdr.files import PathLike, atomic_path
 from crdr.models.entropy_models import DYNAMIC_BUFFERS
-
-PathLike = str | Path
 
 #: safetensors metadata keys of our format.
 FORMAT_NAME = "crdr-generator"

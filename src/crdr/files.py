@@ -10,9 +10,11 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+PathLike = str | Path
+
 
 @contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
+def atomic_path(path: PathLike) -> Iterator[Path]:
     """Yields a temporary path beside ``path``; on success it is fsynced and renamed onto ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -28,13 +30,13 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             os.unlink(tmp)
 
 
-def write_text_atomic(path: str | Path, text: str) -> Path:
+def write_text_atomic(path: PathLike, text: str) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(text, newline="")
     return Path(path)
 
 
-def write_csv_atomic(path: str | Path, header: Sequence[str], rows: Sequence[Sequence]) -> Path:
+def write_csv_atomic(path: PathLike, header: Sequence[str], rows: Sequence[Sequence]) -> Path:
     """Writes a CSV table (header, then rows) atomically."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
@@ -43,7 +45,7 @@ def write_csv_atomic(path: str | Path, header: Sequence[str], rows: Sequence[Seq
     return write_text_atomic(path, buffer.getvalue())
 
 
-def expand_paths(inputs: Sequence[str | Path], suffixes: Sequence[str]) -> list[Path]:
+def expand_paths(inputs: Sequence[PathLike], suffixes: Sequence[str]) -> list[Path]:
     """Files as given, and the files below folders (recursively, sorted) whose suffix is one of
     ``suffixes`` (case-insensitive). A missing path is a FileNotFoundError."""
     found: list[Path] = []

@@ -9,9 +9,8 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 
-from crdr.files import atomic_path
+from crdr.files import PathLike, atomic_path
 
-PathLike = str | Path
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 
