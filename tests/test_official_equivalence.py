@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 
 import pytest
 import torch
@@ -19,7 +20,7 @@ OFFICIAL_CKPT = GOLDEN_TINY / "official_ckpt.pth"
 
 def _manifest(path) -> list[tuple[str, list[int], str]]:
     with open(path, newline="") as f:
-        return [(r["key"], eval(r["shape"]), r["dtype"]) for r in csv.DictReader(f, delimiter="\t")]
+        return [(r["key"], json.loads(r["shape"]), r["dtype"]) for r in csv.DictReader(f, delimiter="\t")]
 
 
 def _ours(model) -> list[tuple[str, list[int], str]]:
