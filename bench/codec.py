@@ -12,6 +12,7 @@ safetensors file (the speed does not depend on the weights' values).
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -63,29 +64,38 @@ def main() -> None:
         megapixels = image.shape[-1] * image.shape[-2] / 1e6
         print(f"device {args.device}, {args.threads} thread(s), {IMAGE.name} {image.shape[-1]}x{image.shape[-2]}")
         for q in (0.0, 4.0):
+            CODEC.synthesis_dtype = None
             data = CODEC.compress(image, q)
-            for label, fn in (
-                ("compress", lambda q=q: CODEC.compress(image, q)),
-                ("decompress", lambda d=data: CODEC.decompress(d, 2.56)),
+            reference = CODEC.decompress(data, 2.56)
+            for label, dtype, fn in (
+                ("compress", None, lambda q=q: CODEC.compress(image, q)),
+                ("decompress", None, lambda d=data: CODEC.decompress(d, 2.56)),
+                ("decompress", torch.bfloat16, lambda d=data: CODEC.decompress(d, 2.56)),
             ):
+                CODEC.synthesis_dtype = dtype
                 seconds, stages = timed(fn, args.repeats)
                 detail = ", ".join(f"{k} {v:.2f}" for k, v in stages.items())
+                name = label if dtype is None else f"{label} ({str(dtype).removeprefix('torch.')} synthesis)"
+                error = "" if dtype is None else f"; max |pixel - float32| {(fn() - reference).abs().max():.4f}"
                 print(
-                    f"q={q:g} {label:>10}: {seconds:6.2f} s  {megapixels / seconds:5.2f} MP/s  "
-                    f"official/ours {OFFICIAL[label] / seconds:4.2f}x  ({detail}); {len(data)} bytes"
+                    f"q={q:g} {name:>10}: {seconds:6.2f} s  {megapixels / seconds:5.2f} MP/s  "
+                    f"official/ours {OFFICIAL[label] / seconds:4.2f}x  ({detail}); {len(data)} bytes{error}"
                 )
         stream = Path(tmp) / "kodim23.crdr"
         cli = [sys.executable, "-m", "crdr.cli.main"]
+        env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
         start = time.perf_counter()
         subprocess.run(
             [*cli, "compress", str(IMAGE), "--checkpoint", checkpoint, "-q", "2", "-o", tmp],
             check=True,
             capture_output=True,
+            env=env,
         )
         subprocess.run(
             [*cli, "decompress", str(stream), "--checkpoint", checkpoint, "--beta", "2.56", "-o", tmp],
             check=True,
             capture_output=True,
+            env=env,
         )
         cli_seconds = time.perf_counter() - start
         ratio = OFFICIAL["cli"] / cli_seconds

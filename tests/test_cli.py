@@ -55,6 +55,14 @@ def test_compress_then_decompress_at_three_betas_with_both_checkpoint_formats(tm
         assert read_image(rec / "img1_beta2.56.png").shape == (1, 3, 50, 72)
     same_stream = (tmp_path / "out_official" / "img0.crdr").read_bytes()
     assert same_stream == (tmp_path / "out_ours" / "img0.crdr").read_bytes()
+    fast = tmp_path / "rec_bf16"
+    stream = str(tmp_path / "out_ours" / "img1.crdr")
+    assert (
+        main(["decompress", stream, "--checkpoint", ours, "--beta", "2.56", "--precision", "bfloat16", "-o", str(fast)])
+        == 0
+    )
+    error = (read_image(fast / "img1.png") - read_image(tmp_path / "rec_ours" / "img1_beta2.56.png")).abs()
+    assert 0 < error.max() <= 3 / 255
 
 
 def test_decompress_with_the_wrong_checkpoint_is_a_one_line_error(tmp_path, kodak, capsys):

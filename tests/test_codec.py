@@ -76,6 +76,18 @@ def test_one_stream_decodes_at_several_betas(codec, kodak):
     assert (many[0] - many[2]).abs().max() > 0.05
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_reduced_precision_synthesis_decodes_the_same_latents_to_nearby_pixels(codec, kodak, dtype):
+    x = kodak[2][:, :, 60:185, 90:153]  # odd size: padding and cropping under autocast
+    data = codec.compress(x, 2.0)
+    fast = Codec(codec.model, synthesis_dtype=dtype)
+    assert torch.equal(fast.decode_latents(fast.parse(data)), codec.decode_latents(codec.parse(data)))
+    reference, image = codec.decompress(data, 3.0), fast.decompress(data, 3.0)
+    assert image.dtype == torch.float32 and image.shape == reference.shape == x.shape
+    error = (image - reference).abs()
+    assert 0 < error.max() <= 3 / 255 and error.mean() <= 0.5 / 255
+
+
 def test_bitstreams_are_identical_across_processes(codec, kodak, tmp_path):
     x = kodak[0][:, :, :70, :90]
     torch.save(x, tmp_path / "x.pt")

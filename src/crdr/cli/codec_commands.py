@@ -6,6 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
+import torch
 from tqdm import tqdm
 
 from crdr.api import load_model
@@ -16,6 +17,7 @@ from crdr.files import atomic_path, expand_paths, write_csv_atomic
 from crdr.io import IMAGE_SUFFIXES, read_image, write_image
 
 SUFFIX = ".crdr"
+SYNTHESIS_DTYPES = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:
@@ -34,6 +36,13 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     d.add_argument("--checkpoint", required=True, help="the checkpoint the files were made with")
     d.add_argument("--beta", type=float_list, default=None, help="realism weight(s) in [0, 5.12], e.g. 0,2.56,5.12")
     d.add_argument("--device", default="cpu")
+    d.add_argument(
+        "--precision",
+        choices=sorted(SYNTHESIS_DTYPES),
+        default="float32",
+        help="synthesis precision; bfloat16 is about 3x faster on CPUs with AMX and on GPUs, "
+        "its pixels differ from float32 by a few 1e-3 (the entropy decoding is unchanged)",
+    )
     d.add_argument("-o", "--output", required=True, help="output folder")
     d.set_defaults(run=run_decompress)
 
@@ -73,7 +82,7 @@ def run_compress(args: argparse.Namespace) -> int:
 
 
 def run_decompress(args: argparse.Namespace) -> int:
-    codec = Codec(load_model(args.checkpoint), device=args.device)
+    codec = Codec(load_model(args.checkpoint), device=args.device, synthesis_dtype=SYNTHESIS_DTYPES[args.precision])
     betas = args.beta if args.beta else [None if codec.model.max_beta is None else 0.0]
     files = expand_paths(args.inputs, (SUFFIX,))
     out_dir = Path(args.output)

@@ -21,6 +21,7 @@ from crdr.checkpoints import is_dynamic_buffer
 from crdr.codec.container import FINGERPRINT_BYTES, Bitstream, BitstreamError
 from crdr.models.entropy_models import quantize_around
 from crdr.models.generator import CrdrGenerator, Scalar, check_image_batch, pad_to_multiple
+from crdr.models.memory_format import use_channels_last
 
 
 def weights_fingerprint(model: CrdrGenerator) -> bytes:
@@ -45,13 +46,29 @@ class _Tables:
 
 
 class Codec:
-    """``compress(image, q) -> bytes`` and ``decompress(bytes, beta) -> image`` for one generator."""
+    """``compress(image, q) -> bytes`` and ``decompress(bytes, beta) -> image`` for one generator.
 
-    def __init__(self, model: CrdrGenerator, device: str | torch.device = "cpu") -> None:
+    The model is set to eval mode and its synthesis conv weights are stored channels-last (about
+    1.2x faster on CPU). The analysis and the entropy parameters keep the official memory layout:
+    their oneDNN kernels round like the official code's, which is what makes our files equal its
+    files and lets us decode its streams (channels-last rounding flips a few symbols in ~10% of
+    full-size images and breaks decoding of official streams). ``synthesis_dtype=torch.bfloat16`` is
+    an opt-in fast decoder (see ``SynthesisTransform.forward``): the entropy decoding is unchanged,
+    the pixels differ from the float32 decoder by about 1/255.
+    """
+
+    def __init__(
+        self,
+        model: CrdrGenerator,
+        device: str | torch.device = "cpu",
+        synthesis_dtype: torch.dtype | None = None,
+    ) -> None:
         if model.entropy_model_y._quantized_cdf.numel() == 0:
             raise ValueError("the model's entropy tables are not built; load it with crdr.load_model")
         self.model = model.eval()
+        use_channels_last(model.decoder)
         self.device = torch.device(device)
+        self.synthesis_dtype = synthesis_dtype
         for part in (model.encoder, model.hyperencoder, model.decoder):
             part.to(self.device)
         for part in (model.hyperdecoder, model.entropy_model_z, model.entropy_model_y):
@@ -198,6 +215,6 @@ class Codec:
         q_t = None if q_t is None else q_t.to(self.device)
         with self._stage("synthesis"), self._reproducible():
             y_hat = y_hat.to(self.device)
-            x_hat = model.decoder(y_hat, q_t, beta) if model.decoder.beta_conditioned else model.decoder(y_hat, q_t)
+            x_hat = model.decoder(y_hat, q_t, beta, compute_dtype=self.synthesis_dtype)
             x_hat = x_hat.clamp(-1, 1)[:, :, : stream.height, : stream.width]
             return ((x_hat + 1) / 2).cpu()

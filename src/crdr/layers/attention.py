@@ -18,7 +18,7 @@ class NonLocalResidualUnit(nn.Module):
         self.c3 = nn.Conv2d(mid, channels, 1)
 
     def forward(self, x: Tensor) -> Tensor:
-        return x + self.c3(F.relu(self.c2(F.relu(self.c1(x)))))
+        return self.c3(F.relu(self.c2(F.relu(self.c1(x), inplace=True)), inplace=True)).add_(x)
 
 
 class NonLocalAttention(nn.Module):
@@ -32,4 +32,4 @@ class NonLocalAttention(nn.Module):
 
     def forward(self, x: Tensor, cond: Tensor | None = None) -> Tensor:
         """x: (B, C, H, W); ``cond`` is accepted for a uniform call signature and ignored."""
-        return x + self.trunk_block(x) * torch.sigmoid(self.conv(self.attention_block(x)))
+        return (self.trunk_block(x) * torch.sigmoid(self.conv(self.attention_block(x)))).add_(x)

@@ -43,7 +43,7 @@ class InterpolatedChannelAttention(nn.Module):
         b_right = self.bias[right].view(-1, channels, 1, 1)
         w = alpha * w_left + (1 - alpha) * w_right
         b = alpha * b_left + (1 - alpha) * b_right
-        return F.softplus(w).to(x.dtype) * x + b.to(x.dtype)
+        return (F.softplus(w).to(x.dtype) * x).add_(b.to(x.dtype))
 
     def extra_repr(self) -> str:
         return f"channels={self.weight.shape[2]}, num_levels={self.num_levels}"

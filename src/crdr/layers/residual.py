@@ -24,7 +24,7 @@ class ResidualBottleneck(nn.Module):
 
     def forward(self, x: Tensor, cond: Tensor | None = None) -> Tensor:
         """x: (B, C, H, W); ``cond`` is accepted for a uniform call signature and ignored."""
-        return x + self.conv(x)
+        return self.conv(x).add_(x)
 
 
 class BetaConditionedResidualBottleneck(ResidualBottleneck):
@@ -44,9 +44,9 @@ class BetaConditionedResidualBottleneck(ResidualBottleneck):
         if cond is None:
             raise ValueError("BetaConditionedResidualBottleneck needs a condition tensor")
         conv_in, _, conv_mid, _, conv_out = self.conv
-        h = F.relu(conv_in(x)) + self.proj_1(cond)
-        h = F.relu(conv_mid(h)) + self.proj_2(cond)
-        return x + conv_out(h) + self.proj_3(cond)
+        h = F.relu(conv_in(x), inplace=True) + self.proj_1(cond)
+        h = F.relu(conv_mid(h), inplace=True) + self.proj_2(cond)
+        return conv_out(h).add_(self.proj_3(cond)).add_(x)
 
 
 class ResidualBottleneckStack(nn.Module):

@@ -9,6 +9,7 @@ from crdr.models.hyperprior import (
     MinnenHyperAnalysis,
     MinnenHyperSynthesis,
 )
+from crdr.models.memory_format import use_channels_last
 from crdr.models.transforms import AnalysisTransform, SynthesisTransform
 
 __all__ = [
@@ -24,4 +25,5 @@ __all__ = [
     "StraightThroughEntropyBottleneck",
     "StraightThroughGaussianConditional",
     "SynthesisTransform",
+    "use_channels_last",
 ]
