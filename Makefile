@@ -22,15 +22,17 @@ test: setup
 test-fast: setup
 	$(PY) -m pytest -n $(JOBS) -m "not slow" tests
 
-DEMO_CKPT := tests/data/golden_tiny/official_ckpt.pth
+QUICKSTART := runs/quickstart
 DEMO_IMAGES := tests/data/kodim03.png tests/data/kodim15.png tests/data/kodim23.png
 
+# Trains a small CRDR on the bundled images (stage-3 recipe, ~2-3 min on 2 CPU cores), validates
+# it, exports it, compresses the demo images at q=2 and decodes them at three realism levels
+# (runs/quickstart/train/demo), then draws a q x beta grid with the real codec's CLI.
 quickstart: setup
-	$(VENV)/bin/crdr compress $(DEMO_IMAGES) --checkpoint $(DEMO_CKPT) -q 2 -o runs/quickstart/streams
-	$(VENV)/bin/crdr decompress runs/quickstart/streams --checkpoint $(DEMO_CKPT) --beta 0,2.56,5.12 \
-		-o runs/quickstart/decoded
-	$(VENV)/bin/crdr reconstruct $(DEMO_IMAGES) --checkpoint $(DEMO_CKPT) -q 0,2,4 --beta 0,5.12 \
-		-o runs/quickstart/grid
+	rm -rf $(QUICKSTART)/train
+	$(VENV)/bin/crdr-train experiment=quickstart
+	$(VENV)/bin/crdr reconstruct $(DEMO_IMAGES) --checkpoint $(QUICKSTART)/train/generator.safetensors \
+		-q 0,2,4 --beta 0,5.12 -o $(QUICKSTART)/grid
 
 lint: setup
 	$(VENV)/bin/ruff check src tests bench

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf, open_dict
 
-from crdr.config import build_generator, compose_model_config
+from crdr.config import build_generator, compose_model_config, config_dir
 from crdr.io import read_image
+
+# One intra-op thread per xdist worker: OpenMP threads of several workers sharing the same cores
+# spin against each other and slow the suite down several-fold.
+if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
+    torch.set_num_threads(1)
 
 DATA = Path(__file__).parent / "data"
 GOLDEN_TINY = DATA / "golden_tiny"
@@ -69,3 +79,43 @@ def kodak() -> list[torch.Tensor]:
 def golden() -> dict:
     """Official CRDR outputs for tests/data/golden_tiny/official_ckpt.pth (see its README)."""
     return torch.load(GOLDEN_TINY / "golden.pt", weights_only=True)
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+#: ``crdr-train`` overrides that shrink any experiment to tiny widths and one-second steps.
+TINY_TRAIN_OVERRIDES = [
+    "data=kodak",
+    f"data.train_dirs=[{DATA}]",
+    f"data.val_dirs=[{DATA}]",
+    "init_from=null",
+    "perceptual_loss.random_backbone=true",
+    "trainer.accelerator=cpu",
+    "data.crop_size=64",
+    "data.batch_size=2",
+    "trainer.max_steps=2",
+    "trainer.max_epochs=20",  # a bound even if every iteration were skipped
+    "trainer.val_check_interval=2",
+    "trainer.log_every_n_steps=1",
+    "trainer.enable_progress_bar=false",
+    "demo_images=[]",
+]
+
+
+def train_config(output_dir: Path, overrides: Sequence[str] = (), experiment: str = "quickstart") -> DictConfig:
+    """conf/train.yaml composed as ``crdr-train experiment=...`` would, at tiny widths, writing into output_dir."""
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        full = compose("train", overrides=[f"experiment={experiment}"], return_hydra_config=True)
+        model = OmegaConf.to_container(full.model)
+        tiny = [f"model.{k}={_hydra_value(v)}" for k, v in TINY_OVERRIDES.items() if _lookup(model, k) is not None]
+        if full.get("discriminator", {}).get("channels") is not None:
+            tiny.append("discriminator.channels=4")
+        overrides = [f"experiment={experiment}", *tiny, *TINY_TRAIN_OVERRIDES, *overrides]
+        cfg = compose("train", overrides=overrides, return_hydra_config=True)
+    with open_dict(cfg):
+        cfg.hydra.runtime.cwd = str(ROOT)
+        cfg.hydra.runtime.output_dir = str(output_dir)
+    HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        del cfg["hydra"]  # an app's task function sees the config without its hydra node
+    return cfg

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from conftest import tiny_model
@@ -24,6 +25,19 @@ def test_training_rates_are_noisy_but_the_reconstruction_is_not(kodak):
     with torch.no_grad():
         c = model(x, q=3.0, beta=1.0)
     torch.testing.assert_close(c.x_hat, a.x_hat.clamp(0, 1), atol=1e-6, rtol=0)
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("name", ["crdr", "crdr_hyperprior"])
+def test_training_qbpp_prices_the_rounded_latents_like_eval_mode(kodak, name):
+    model = _train_model(name)
+    x = kodak[0][:, :, 100:164, 200:296].expand(2, -1, -1, -1).contiguous()
+    kwargs = {"q": torch.tensor([2.0])} | ({"beta": torch.tensor([1.0])} if model.max_beta else {})
+    train = model(x, **kwargs)
+    evaluated = model.eval()(x, **kwargs)
+    torch.testing.assert_close(train.qbpp, evaluated.bpp, rtol=1e-5, atol=0)
+    assert not torch.allclose(train.bpp, train.qbpp, rtol=1e-3)  # the noisy estimate differs
+    assert torch.equal(evaluated.qbpp, evaluated.bpp)
 
 
 def test_distortion_trains_the_transforms_but_not_the_entropy_parameters(kodak):

@@ -142,6 +142,28 @@ def load_weights(model: nn.Module, state_dict: dict[str, Tensor]) -> None:
     model.load_state_dict({k: v for k, v in state_dict.items() if not is_dynamic_buffer(k)}, strict=False)
 
 
+def load_matching_weights(model: nn.Module, state_dict: dict[str, Tensor]) -> list[str]:
+    """Loads every file tensor whose name the model has; returns the model's names left untouched.
+
+    Used to start a training stage from the previous one (stage 1 -> 2 adds the ICA tensors, 2 -> 3
+    the beta conditioning): names missing from the file keep their fresh initialisation, names
+    the model lacks are ignored, and a shape mismatch is an error (CheckpointError).
+    """
+    own = {k: v for k, v in model.state_dict().items() if not is_dynamic_buffer(k)}
+    common = {k: v for k, v in state_dict.items() if k in own}
+    mismatched = [
+        f"{k}: file {tuple(v.shape)} vs model {tuple(own[k].shape)}"
+        for k, v in common.items()
+        if v.shape != own[k].shape
+    ]
+    if mismatched:
+        raise CheckpointError(f"{len(mismatched)} tensors have other shapes (e.g. {'; '.join(mismatched[:3])})")
+    if not common:
+        raise CheckpointError("the checkpoint shares no tensor names with this model")
+    model.load_state_dict(common, strict=False)
+    return sorted(set(own) - set(common))
+
+
 def save_generator(model: nn.Module, path: PathLike) -> Path:
     """Writes weights and model config as ``.safetensors`` (atomically: temp file, then rename)."""
     config = getattr(model, "config", None)

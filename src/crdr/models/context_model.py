@@ -86,15 +86,23 @@ class ChannelContextModel(nn.Module):
 
     def forward(
         self, y: Tensor, hyper: Tensor, entropy_model: StraightThroughGaussianConditional
-    ) -> tuple[Tensor, Tensor]:
-        """y: (B, C, h, w); hyper: (B, 2C, h, w) -> (y_hat, likelihoods), both (B, C, h, w)."""
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """y: (B, C, h, w); hyper: (B, 2C, h, w) -> (y_hat, likelihoods, rounded likelihoods), all (B, C, h, w).
+
+        The rounded likelihoods (no gradient) price the rounded latents; in eval mode they are the
+        likelihoods themselves.
+        """
         y_slices = y.chunk(self.num_slices, dim=1)
         likelihoods: list[Tensor] = []
+        rounded: list[Tensor] = []
 
         def quantize(i: int, mu: Tensor, sigma: Tensor) -> Tensor:
             y_tilde, likelihood = entropy_model(y_slices[i], sigma, mu)
             likelihoods.append(likelihood)
+            if entropy_model.training:
+                rounded.append(entropy_model.rounded_likelihood(y_tilde, sigma, mu))
             return y_tilde
 
         y_hat = self.run_slices(hyper, quantize)
-        return y_hat, torch.cat(likelihoods, dim=1)
+        likelihood = torch.cat(likelihoods, dim=1)
+        return y_hat, likelihood, torch.cat(rounded, dim=1) if rounded else likelihood

@@ -96,6 +96,14 @@ class StraightThroughEntropyBottleneck(EntropyBottleneck):
         likelihood = likelihood.reshape(channels, z.shape[0], *z.shape[2:]).transpose(0, 1)
         return z_hat, likelihood
 
+    @torch.no_grad()
+    def rounded_likelihood(self, z_hat: Tensor) -> Tensor:
+        """Likelihoods (B, C, h, w) of the rounded latents z_hat, without gradient (what coding costs)."""
+        channels = z_hat.shape[1]
+        values = z_hat.transpose(0, 1).reshape(channels, 1, -1)
+        likelihood = self.likelihood_lower_bound(self._likelihood(values)[0])
+        return likelihood.reshape(channels, z_hat.shape[0], *z_hat.shape[2:]).transpose(0, 1)
+
     def update_tables(self) -> None:
         self.update(force=True)
 
@@ -113,6 +121,11 @@ class StraightThroughGaussianConditional(GaussianConditional):
         y_hat, at = quantize_around(y, means, training)
         likelihood = self.likelihood_lower_bound(self._likelihood(at, scales, means))
         return y_hat, likelihood
+
+    @torch.no_grad()
+    def rounded_likelihood(self, y_hat: Tensor, scales: Tensor, means: Tensor) -> Tensor:
+        """Likelihoods of the rounded latents y_hat = round(y - means) + means, without gradient."""
+        return self.likelihood_lower_bound(self._likelihood(y_hat, scales, means))
 
     def update_tables(self) -> None:
         """64 log-spaced scales from 0.11 to 256, as in the official codec."""

@@ -21,8 +21,11 @@ class GeneratorOutput:
     """What one forward pass of :class:`CrdrGenerator` returns.
 
     x_hat: (B, 3, H, W) reconstruction in [0, 1] (clamped in eval mode only).
-    bpp: (B,) estimated bits per pixel of the H x W image, from the likelihoods.
+    bpp: (B,) estimated bits per pixel of the H x W image, from the likelihoods (at the noisy
+    latents in training mode, differentiable).
     y_hat, z_hat: quantised latents at the padded size; y_likelihoods, z_likelihoods alike.
+    qbpp: (B,) bits per pixel of the rounded latents (what a bitstream costs), without gradient;
+    equal to bpp in eval mode.
     """
 
     x_hat: Tensor
@@ -31,6 +34,7 @@ class GeneratorOutput:
     z_hat: Tensor
     y_likelihoods: Tensor
     z_likelihoods: Tensor
+    qbpp: Tensor
 
 
 def pad_to_multiple(x: Tensor, multiple: int) -> Tensor:
@@ -132,17 +136,22 @@ class CrdrGenerator(nn.Module):
         x_padded = pad_to_multiple(x * 2 - 1, self.stride)
         y = self.encoder(x_padded, q_t)
         z_hat, z_likelihoods = self.entropy_model_z(self.hyperencoder(y))
-        y_hat, y_likelihoods = self.latent_prior(y, self.hyperdecoder(z_hat))
+        z_rounded = self.entropy_model_z.rounded_likelihood(z_hat) if self.training else z_likelihoods
+        y_hat, y_likelihoods, y_rounded = self.latent_prior(y, self.hyperdecoder(z_hat))
         x_hat = self._synthesize(y_hat, q_t, beta_t)[:, :, :height, :width]
-        bpp = (bits(y_likelihoods) + bits(z_likelihoods)) / (height * width)
-        return GeneratorOutput((x_hat + 1) / 2, bpp, y_hat, z_hat, y_likelihoods, z_likelihoods)
+        pixels = height * width
+        bpp = (bits(y_likelihoods) + bits(z_likelihoods)) / pixels
+        qbpp = bpp if not self.training else ((bits(y_rounded) + bits(z_rounded)) / pixels).detach()
+        return GeneratorOutput((x_hat + 1) / 2, bpp, y_hat, z_hat, y_likelihoods, z_likelihoods, qbpp)
 
-    def latent_prior(self, y: Tensor, hyper: Tensor) -> tuple[Tensor, Tensor]:
-        """Quantises y under the hyperprior (and context model) -> (y_hat, likelihoods)."""
+    def latent_prior(self, y: Tensor, hyper: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Quantises y under the hyperprior (and context model) -> (y_hat, likelihoods, rounded likelihoods)."""
         if self.context_model is not None:
             return self.context_model(y, hyper, self.entropy_model_y)
         means, scales = hyper.chunk(2, dim=1)
-        return self.entropy_model_y(y, scales, means)
+        y_hat, likelihoods = self.entropy_model_y(y, scales, means)
+        rounded = self.entropy_model_y.rounded_likelihood(y_hat, scales, means) if self.training else likelihoods
+        return y_hat, likelihoods, rounded
 
     def _synthesize(self, y_hat: Tensor, q: Tensor | None, beta: Tensor | None) -> Tensor:
         x_hat = self.decoder(y_hat, q, beta) if self.decoder.beta_conditioned else self.decoder(y_hat, q)

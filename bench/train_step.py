@@ -1,0 +1,114 @@
+"""Stage-3 training-step throughput and peak memory at full width (the real module and Trainer).
+
+Composes ``experiment=crdr_stage3`` (full-width CRDR, one GVAE discriminator per rate level,
+HRRGAN, LPIPS) and times ``--steps`` generator iterations of ``Trainer.fit`` on random 256x256
+crops of the bundled Kodak images after ``--warmup`` iterations. LPIPS runs on a random AlexNet
+backbone (same cost as the real one). Prints seconds per step, images per second, peak memory
+(CPU: process max RSS; CUDA: max allocated) and the ratio to the official code's figures
+(../shared/reference/official/BASELINE.md; 2-core CPU, batch 8: ~32 s per step, 8.2 GB peak).
+Usage: python bench/train_step.py [--batch 8] [--steps 3] [--device cpu|cuda] [--threads N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
+from lightning import Callback
+from omegaconf import open_dict
+
+from crdr.config import config_dir
+from crdr.train import build_datamodule, build_module, build_trainer
+
+ROOT = Path(__file__).resolve().parents[1]
+OFFICIAL_CPU_BATCH8_SECONDS = 32.0
+OFFICIAL_CPU_BATCH8_PEAK_GB = 8.2
+
+
+class StepTimer(Callback):
+    """Wall time of every training batch (forward, reference pass, D and G updates)."""
+
+    def __init__(self) -> None:
+        self.seconds: list[float] = []
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        self._start = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        self.seconds.append(time.perf_counter() - self._start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    with tempfile.TemporaryDirectory() as tmp:
+        images = Path(tmp) / "images"
+        images.mkdir()
+        for i in range(args.batch):  # enough files for one batch; crops are random each step
+            (images / f"kodim{i}.png").symlink_to(sorted((ROOT / "tests" / "data").glob("kodim*.png"))[i % 3])
+        overrides = [
+            "experiment=crdr_stage3",
+            "data=image_folder",
+            f"data.train_dirs=[{images}]",
+            f"data.batch_size={args.batch}",
+            "data.crop_size=256",
+            "data.num_workers=0",
+            "init_from=null",
+            "perceptual_loss.random_backbone=true",
+            f"trainer.accelerator={args.device}",
+            f"trainer.max_steps={args.warmup + args.steps}",
+            "trainer.enable_progress_bar=false",
+            "callbacks={}",
+        ]
+        with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+            cfg = compose("train", overrides=overrides, return_hydra_config=True)
+        with open_dict(cfg):
+            cfg.hydra.runtime.output_dir = tmp
+            cfg.hydra.runtime.cwd = str(ROOT)
+        HydraConfig.instance().set_config(cfg)
+        with open_dict(cfg):
+            del cfg["hydra"]
+        module = build_module(cfg)
+        timer = StepTimer()
+        trainer = build_trainer(cfg)
+        trainer.callbacks.append(timer)
+        trainer.fit(module, datamodule=build_datamodule(cfg))
+    steps = timer.seconds[args.warmup :]
+    seconds = sum(steps) / len(steps)
+    if args.device == "cuda":
+        peak_gb = torch.cuda.max_memory_allocated() / 2**30
+        memory = f"peak CUDA memory {peak_gb:.2f} GiB"
+    else:
+        peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+        memory = f"peak RSS {peak_gb:.2f} GiB"
+    print(
+        f"stage-3 step, full width, batch {args.batch}, 256x256, {args.device}, {torch.get_num_threads()} thread(s): "
+        f"{seconds:.2f} s/step ({', '.join(f'{s:.2f}' for s in steps)}), {args.batch / seconds:.2f} img/s, {memory}"
+    )
+    if args.device == "cpu" and args.batch == 8:
+        print(
+            f"official (2-core CPU, batch 8): {OFFICIAL_CPU_BATCH8_SECONDS} s/step, {OFFICIAL_CPU_BATCH8_PEAK_GB} GB peak; "
+            f"official/ours {OFFICIAL_CPU_BATCH8_SECONDS / seconds:.2f}x"
+        )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,106 @@
+"""Stage 3: rate + distortion + beta * (LPIPS + adversarial), with a discriminator step per iteration."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from hydra.utils import instantiate
+from torch import Tensor, nn
+
+from crdr.lit.rate_distortion import RateDistortionModule, instantiate_optional
+from crdr.models.generator import GeneratorOutput
+
+
+class GanModule(RateDistortionModule):
+    """The rate-distortion iteration plus a discriminator, stepped by manual optimization.
+
+    Generator loss: ``distortion + rate + beta * (perceptual + adversarial)`` (paper, eq. 7); a
+    model without beta conditioning uses weight 1. The discriminator scores images in [-1, 1] at
+    the batch's rate level ``round(q)``, conditioned on the level-q latent y_hat where it uses one.
+    Relativistic losses compare D(x_hat) with D(reference): the real image, or, for losses with
+    ``high_rate_reference`` (HRRGAN), the generator's reconstruction at ``q + reference_rate_delta``
+    with the same beta, computed with the pre-update weights and without gradients (the real image
+    when ``q + delta`` is beyond the top level). The discriminator always trains on real images
+    against this iteration's (detached) reconstruction. ``discriminator: {_target_: null}`` trains
+    without an adversarial term.
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        gan_loss: dict[str, Any],
+        discriminator: dict[str, Any] | None = None,
+        reference_rate_delta: float = 1.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.discriminator: nn.Module | None = instantiate_optional(discriminator)
+        self.gan_loss = instantiate(gan_loss)
+
+    def configure_optimizers(self):
+        optimizers, schedulers = super().configure_optimizers()
+        if self.discriminator is not None:
+            cfg = self.hparams.optimizer
+            d_opt = instantiate(cfg["discriminator"])(self.discriminator.parameters())
+            optimizers.append(d_opt)
+            schedulers.append(instantiate(cfg["scheduler"])(d_opt))
+        return optimizers, schedulers
+
+    # -- generator side ----------------------------------------------------------------------
+    def _level(self, q: float | None, x: Tensor) -> Tensor:
+        top = (self.generator.num_rate_levels or 1) - 1
+        return torch.tensor([0 if q is None else min(round(q), top)], device=x.device)
+
+    def reference_images(self, x: Tensor, q: float | None, beta: float | None) -> Tensor:
+        """The image D(x_hat) is compared with: x, or the q + delta reconstruction (HRRGAN); in [0, 1]."""
+        if not self.gan_loss.high_rate_reference or q is None:
+            return x
+        q_ref = q + self.hparams.reference_rate_delta
+        if q_ref > self.generator.num_rate_levels - 1:
+            return x
+        with torch.no_grad():
+            return self.generator(x, q_ref, beta).x_hat
+
+    def generator_terms(
+        self, x: Tensor, out: GeneratorOutput, q: float | None, beta: float | None
+    ) -> dict[str, Tensor]:
+        terms = super().generator_terms(x, out, q, beta)
+        realism = terms.get("perceptual", torch.zeros((), device=x.device))
+        if self.discriminator is not None:
+            level = self._level(q, x)
+            fake = self.discriminator(out.x_hat * 2 - 1, level, out.y_hat)
+            reference = None
+            if self.gan_loss.relativistic:
+                ref_image = self.reference_images(x, q, beta)
+                reference = self.discriminator(ref_image.detach() * 2 - 1, level, out.y_hat).detach()
+            terms["adversarial"] = self.gan_loss.generator_loss(fake, reference)
+            realism = realism + terms["adversarial"]
+        weight = 1.0 if beta is None else beta
+        terms["loss"] = terms["distortion"] + terms["rate"] + weight * realism
+        return terms
+
+    # -- discriminator side ------------------------------------------------------------------
+    def after_generator_step(
+        self, x: Tensor, out: GeneratorOutput, q: float | None, beta: float | None, terms: dict[str, Tensor]
+    ) -> None:
+        if self.discriminator is None:
+            return
+        d_opt = self._raw_optimizers()[2]
+        level = self._level(q, x)
+        latent = out.y_hat.detach()
+        real = self.discriminator(x * 2 - 1, level, latent)
+        fake = self.discriminator(out.x_hat.detach() * 2 - 1, level, latent)
+        loss = self.gan_loss.discriminator_loss(real, fake)
+        d_opt.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        d_opt.step()
+        self.lr_schedulers_list()[1].step()
+        self.log_dict(
+            {
+                "train/d_loss": loss.detach(),
+                "train/d_real_logit": real.detach().mean(),
+                "train/d_fake_logit": fake.detach().mean(),
+            },
+            on_step=True,
+        )

@@ -1,0 +1,214 @@
+"""Stages 1-2: the generator trained on rate + distortion + LPIPS, with manual optimization."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from hydra.utils import instantiate
+from lightning import LightningModule
+from torch import Tensor
+
+from crdr.checkpoints import load_matching_weights, read_checkpoint
+from crdr.config import build_generator
+from crdr.io import write_image
+from crdr.models.generator import GeneratorOutput
+
+#: (q, beta) of one iteration; None where the model has no rate levels / no beta conditioning.
+Conditions = tuple[float | None, float | None]
+
+
+class RateDistortionModule(LightningModule):
+    """One generator iteration per batch: sample (q, beta), forward, loss, generator and aux steps.
+
+    Every constructor argument is a plain config (Hydra ``_target_`` nodes), so a Lightning
+    checkpoint rebuilds the module on its own and ``crdr.load_model`` reads its generator from
+    ``hyper_parameters.model``. Only the generator's optimizer step counts in ``global_step``
+    (the aux and discriminator steps bypass Lightning's step counter), so ``max_steps``, LR
+    milestones and ``step`` mean generator iterations. A loss that is not finite or exceeds
+    ``max_loss`` skips the whole iteration (no parameter, optimizer or scheduler changes) and is
+    counted in ``skipped_steps`` and logged as ``train/skipped_steps``.
+    """
+
+    def __init__(
+        self,
+        model: dict[str, Any],
+        rate_loss: dict[str, Any],
+        distortion_loss: dict[str, Any],
+        optimizer: dict[str, Any],
+        perceptual_loss: dict[str, Any] | None = None,
+        q_schedule: dict[str, Any] | None = None,
+        beta_schedule: dict[str, Any] | None = None,
+        init_from: str | None = None,
+        max_loss: float = 1e4,
+        seed: int = 0,
+        validation: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.automatic_optimization = False
+        self.generator = build_generator(model)
+        if init_from:
+            self.fresh_tensors = load_matching_weights(self.generator, read_checkpoint(init_from).state_dict)
+        self.rate_loss = instantiate(rate_loss)
+        self.distortion_loss = instantiate(distortion_loss)
+        self.perceptual_loss = instantiate_optional(perceptual_loss)
+        self.q_schedule = instantiate_optional(q_schedule)
+        self.beta_schedule = instantiate_optional(beta_schedule)
+        if (self.q_schedule is None) != (self.generator.num_rate_levels is None):
+            raise ValueError("give a q_schedule exactly when the model has rate levels (ICA)")
+        if (self.beta_schedule is None) != (self.generator.max_beta is None):
+            raise ValueError("give a beta_schedule exactly when the model's decoder is beta-conditioned")
+        self.validation_grid = dict(validation or {})
+        self.register_buffer("skipped_steps", torch.zeros((), dtype=torch.long))
+        self._rng = torch.Generator()
+
+    # -- optimizers --------------------------------------------------------------------------
+    def configure_optimizers(self):
+        cfg = self.hparams.optimizer
+        aux_params = [p for n, p in self.generator.named_parameters() if n.endswith(".quantiles")]
+        main_params = [p for n, p in self.generator.named_parameters() if not n.endswith(".quantiles")]
+        generator = instantiate(cfg["generator"])(main_params)
+        aux = instantiate(cfg["aux"])(aux_params)
+        return [generator, aux], [instantiate(cfg["scheduler"])(generator)]
+
+    def _raw_optimizers(self) -> list[torch.optim.Optimizer]:
+        """Optimizers without Lightning's wrapper: their steps do not advance ``global_step``."""
+        return [opt.optimizer for opt in self.optimizers()]
+
+    # -- one iteration -----------------------------------------------------------------------
+    def sample_conditions(self, step: int) -> Conditions:
+        """(q, beta) of iteration ``step``: a function of (seed, step) only, so a resumed run draws the same."""
+        self._rng.manual_seed(self.hparams.seed * 1_000_003 + step)
+        q = None if self.q_schedule is None else float(self.q_schedule.sample(step, self._rng))
+        beta = None if self.beta_schedule is None else float(self.beta_schedule.sample(step, self._rng))
+        return q, beta
+
+    def generator_terms(
+        self, x: Tensor, out: GeneratorOutput, q: float | None, beta: float | None
+    ) -> dict[str, Tensor]:
+        """Named loss terms (scalars) and their total under ``"loss"``; x, out.x_hat in [0, 1]."""
+        level = None if q is None else round(q)
+        terms = {
+            "distortion": self.distortion_loss(x, out.x_hat),
+            "rate": self.rate_loss(out.bpp, out.qbpp, level),
+        }
+        if self.perceptual_loss is not None:
+            terms["perceptual"] = self.perceptual_loss(x, out.x_hat)
+        terms["loss"] = sum(terms.values())
+        return terms
+
+    def training_step(self, batch: Tensor, batch_idx: int) -> None:
+        optimizer = self.optimizers()[0]
+        # Parameters of the other optimizers (discriminator, quantiles) stay out of this graph.
+        self.toggle_optimizer(optimizer)
+        try:
+            q, beta = self.sample_conditions(self.global_step)
+            out = self.generator(batch, q, beta)
+            terms = self.generator_terms(batch, out, q, beta)
+            trainable = self._trainable(terms["loss"])
+            if trainable:
+                self._generator_step(terms["loss"])
+        finally:
+            self.untoggle_optimizer(optimizer)
+        if not trainable:
+            return
+        self._aux_step()
+        self.after_generator_step(batch, out, q, beta, terms)
+        self._log_train(terms, out, q, beta)
+
+    def after_generator_step(
+        self, x: Tensor, out: GeneratorOutput, q: float | None, beta: float | None, terms: dict[str, Tensor]
+    ) -> None:
+        """Hook for further updates in the same iteration (the discriminator step)."""
+
+    def _trainable(self, loss: Tensor) -> bool:
+        value = loss.detach()
+        if bool(torch.isfinite(value)) and float(value) <= self.hparams.max_loss:
+            return True
+        self.skipped_steps += 1
+        self.log("train/skipped_steps", self.skipped_steps.float(), on_step=True, reduce_fx="max")
+        return False
+
+    def _generator_step(self, loss: Tensor) -> None:
+        optimizer = self.optimizers()[0]
+        optimizer.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        max_norm = self.hparams.optimizer.get("clip_grad_norm")
+        if max_norm:
+            norm = torch.nn.utils.clip_grad_norm_(self.generator.parameters(), max_norm)
+            self.log("train/grad_norm", norm, on_step=True)
+        optimizer.step()
+        self.lr_schedulers_list()[0].step()
+
+    def _aux_step(self) -> None:
+        aux = self._raw_optimizers()[1]
+        aux.zero_grad(set_to_none=True)
+        loss = self.generator.aux_loss()
+        self.manual_backward(loss)
+        aux.step()
+        self.log("train/aux", loss.detach(), on_step=True)
+
+    def lr_schedulers_list(self) -> list:
+        schedulers = self.lr_schedulers()
+        return schedulers if isinstance(schedulers, list) else [schedulers]
+
+    def _log_train(self, terms: dict[str, Tensor], out: GeneratorOutput, q: float | None, beta: float | None) -> None:
+        logs = {f"train/{k}": v.detach() for k, v in terms.items()}
+        logs["train/bpp"] = out.bpp.detach().mean()
+        logs["train/qbpp"] = out.qbpp.mean()
+        if q is not None:
+            logs["train/q"] = torch.tensor(q)
+        if beta is not None:
+            logs["train/beta"] = torch.tensor(beta)
+        logs["train/lr"] = torch.tensor(self.optimizers()[0].param_groups[0]["lr"])
+        self.log_dict(logs, on_step=True, prog_bar=False)
+        self.log("loss", terms["loss"].detach(), on_step=True, prog_bar=True, logger=False)
+
+    # -- validation --------------------------------------------------------------------------
+    def validation_grid_points(self) -> list[Conditions]:
+        """(q, beta) pairs validated: ``validation.q`` x ``validation.beta`` (default {0, 2, 4} x {0, max})."""
+        model = self.generator
+        qs = [None] if model.num_rate_levels is None else self.validation_grid.get("q", [0.0, 2.0, 4.0])
+        betas = [None] if model.max_beta is None else self.validation_grid.get("beta", [0.0, model.max_beta])
+        return [(None if q is None else float(q), None if b is None else float(b)) for q in qs for b in betas]
+
+    def validation_step(self, batch: Tensor, batch_idx: int) -> None:
+        for q, beta in self.validation_grid_points():
+            out = self.generator(batch, q, beta)
+            name = _grid_name(q, beta)
+            metrics = {f"val/bpp_{name}": out.bpp.mean(), f"val/psnr_{name}": psnr_8bit(batch, out.x_hat).mean()}
+            if self.perceptual_loss is not None:
+                key = "lpips_random_backbone" if self.perceptual_loss.random_backbone else "lpips"
+                metrics[f"val/{key}_{name}"] = self.perceptual_loss.distance(batch, out.x_hat).mean()
+            self.log_dict(metrics, on_epoch=True, batch_size=batch.shape[0])
+            if batch_idx < self.validation_grid.get("num_images", 2):
+                self._save_reconstruction(out.x_hat, f"{name}_img{batch_idx}")
+
+    def _save_reconstruction(self, image: Tensor, name: str) -> None:
+        if self.trainer.sanity_checking or not self.trainer.is_global_zero:
+            return
+        folder = Path(self.trainer.default_root_dir) / "val_images" / f"step{self.global_step:08d}"
+        path = write_image(image[:1], folder / f"{name}.png")
+        for logger in self.loggers:
+            if hasattr(logger, "log_image"):
+                logger.log_image(key=f"val_images/{name}", images=[str(path)], step=self.global_step)
+
+
+def instantiate_optional(cfg: dict[str, Any] | None) -> Any:
+    """``instantiate(cfg)``, or None for a missing config or one with ``_target_: null`` (a "none" option)."""
+    return instantiate(cfg) if cfg and cfg.get("_target_") is not None else None
+
+
+def psnr_8bit(x: Tensor, x_hat: Tensor) -> Tensor:
+    """PSNR (dB) per image of the 8-bit roundings of x and x_hat: (B, 3, H, W) in [0, 1] -> (B,)."""
+    x8, rec8 = (torch.round(t.clamp(0, 1) * 255) for t in (x, x_hat))
+    mse = torch.mean((x8 - rec8) ** 2, dim=(1, 2, 3))
+    return 10 * torch.log10(255.0**2 / mse.clamp_min(1e-10))
+
+
+def _grid_name(q: float | None, beta: float | None) -> str:
+    parts = [] if q is None else [f"q{q:g}"]
+    parts += [] if beta is None else [f"beta{beta:g}"]
+    return "_".join(parts) or "model"

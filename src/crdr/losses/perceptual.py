@@ -1,0 +1,116 @@
+"""LPIPS perceptual loss, frozen, loaded without any network access."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import warnings
+from pathlib import Path
+
+import lpips
+import torch
+from torch import Tensor, nn
+
+#: torchvision ImageNet backbone files (names as in the torch hub cache) and their SHA-256 prefixes.
+BACKBONE_FILES: dict[str, tuple[str, str]] = {
+    "alex": ("alexnet-owt-7be5be79.pth", "7be5be79"),
+    "vgg": ("vgg16-397923af.pth", "397923af"),
+}
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def backbone_weights_path(net: str, weights_path: str | os.PathLike | None = None) -> Path:
+    """Where the backbone file is looked up: ``weights_path`` or ``$TORCH_HOME/hub/checkpoints/<file>``."""
+    if weights_path is not None:
+        return Path(weights_path)
+    return Path(torch.hub.get_dir()) / "checkpoints" / BACKBONE_FILES[net][0]
+
+
+class LpipsLoss(nn.Module):
+    """``weight * mean over the batch of LPIPS(x, x_hat)``; x, x_hat: (B, 3, H, W) on [0, 1] -> scalar.
+
+    Every parameter is frozen and the network stays in eval mode (``train()`` cannot switch it back).
+    The torchvision backbone is never downloaded: its ImageNet weights are read from ``weights_path`` or the
+    torch hub cache and checked by SHA-256. ``random_backbone=True`` keeps a randomly initialised backbone
+    (the learned linear heads still come from the lpips wheel); values are then not real LPIPS, so results
+    must be labelled with ``self.random_backbone``.
+    """
+
+    def __init__(
+        self,
+        weight: float = 1.0,
+        net: str = "alex",
+        random_backbone: bool = False,
+        weights_path: str | os.PathLike | None = None,
+    ) -> None:
+        super().__init__()
+        if net not in BACKBONE_FILES:
+            raise ValueError(f"net must be one of {sorted(BACKBONE_FILES)}, got {net!r}")
+        self.weight = float(weight)
+        self.net = net
+        self.random_backbone = bool(random_backbone)
+        state = None
+        if self.random_backbone:
+            warnings.warn(
+                f"LpipsLoss uses a RANDOM {net} backbone: values are not LPIPS; label results accordingly",
+                stacklevel=2,
+            )
+        else:
+            state = self._load_backbone(net, weights_path)
+        with warnings.catch_warnings():  # torchvision's deprecation notices for lpips' `pretrained=` call
+            warnings.simplefilter("ignore", UserWarning)
+            self.lpips = lpips.LPIPS(net=net, pnet_rand=True, verbose=False)
+        if state is not None:
+            self._copy_backbone(state)
+        for p in self.lpips.parameters():
+            p.requires_grad_(False)
+        super().train(False)
+
+    @staticmethod
+    def _load_backbone(net: str, weights_path: str | os.PathLike | None) -> dict[str, Tensor]:
+        name, sha_prefix = BACKBONE_FILES[net]
+        path = backbone_weights_path(net, weights_path)
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"LPIPS backbone weights {name} not found at {path}; put the file in {path.parent} "
+                f"(or pass weights_path=...)"
+            )
+        digest = _sha256(path)
+        if not digest.startswith(sha_prefix):
+            raise ValueError(f"{path}: SHA-256 {digest[:8]}... does not match {name} (expected {sha_prefix}...)")
+        return torch.load(path, map_location="cpu", weights_only=True)
+
+    def _copy_backbone(self, state: dict[str, Tensor]) -> None:
+        # lpips slices keep torchvision's `features` indices: slice{k}.{i}.weight <- features.{i}.weight
+        backbone = self.lpips.net
+        with torch.no_grad():
+            for name, param in backbone.named_parameters():
+                _, index, kind = name.split(".")
+                key = f"features.{index}.{kind}"
+                if key not in state or state[key].shape != param.shape:
+                    raise ValueError(f"backbone state has no matching {key} for {name}")
+                param.copy_(state[key])
+
+    def train(self, mode: bool = True) -> LpipsLoss:
+        """Ignored: LPIPS always stays in eval mode."""
+        return super().train(False)
+
+    def distance(self, x: Tensor, x_hat: Tensor) -> Tensor:
+        """Unweighted LPIPS per image: x, x_hat (B, 3, H, W) on [0, 1] (x_hat may be unclamped) -> (B,)."""
+        if x.shape != x_hat.shape:
+            raise ValueError(f"shape mismatch: x {tuple(x.shape)} vs x_hat {tuple(x_hat.shape)}")
+        return self.lpips(x * 2 - 1, x_hat * 2 - 1, normalize=False).flatten()
+
+    def forward(self, x: Tensor, x_hat: Tensor) -> Tensor:
+        """``weight`` times the batch mean of :meth:`distance` (a scalar)."""
+        return self.weight * self.distance(x, x_hat).mean()
+
+    def extra_repr(self) -> str:
+        return f"weight={self.weight}, net={self.net!r}, random_backbone={self.random_backbone}"

@@ -1,0 +1,254 @@
+"""crdr.lit.data: image discovery, random crops, small-image policies, the DataModule and conf/data configs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import hydra
+import numpy as np
+import pytest
+import torch
+from lightning import seed_everything
+from omegaconf import OmegaConf
+from PIL import Image
+
+from crdr.io import ImageReadError, read_image, write_image
+from crdr.lit.data import ImageDataModule, ImageFolderDataset
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO / "tests" / "data"
+KODAK = sorted(DATA.glob("kodim*.png"))
+
+
+def _kodak_crop(i: int, h: int, w: int) -> np.ndarray:
+    """(h, w, 3) uint8 top-left crop of the i-th bundled Kodak image."""
+    with Image.open(KODAK[i % len(KODAK)]) as img:
+        return np.asarray(img.convert("RGB"))[:h, :w].copy()
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    """root/a.png, root/sub/b.jpg, root/sub/deeper/c.PNG, root/sub/deeper/d.jpeg plus non-image files."""
+    root = tmp_path / "root"
+    (root / "sub" / "deeper").mkdir(parents=True)
+    write_image(read_image(KODAK[0])[..., :96, :160], root / "a.png")
+    Image.fromarray(_kodak_crop(1, 100, 150)).save(root / "sub" / "b.jpg", quality=95)
+    Image.fromarray(_kodak_crop(2, 128, 128)).save(root / "sub" / "deeper" / "c.PNG")
+    Image.fromarray(_kodak_crop(0, 120, 90)).save(root / "sub" / "deeper" / "d.jpeg", quality=95)
+    (root / "notes.txt").write_text("not an image")
+    (root / "sub" / "weights.pt").write_bytes(b"\x00" * 16)
+    return root
+
+
+def test_recursive_discovery_sorted_and_non_images_ignored(tree: Path) -> None:
+    ds = ImageFolderDataset([tree], crop_size=64)
+    names = [p.relative_to(tree).as_posix() for p in ds.files]
+    assert names == ["a.png", "sub/b.jpg", "sub/deeper/c.PNG", "sub/deeper/d.jpeg"]
+    assert len(ds) == 4
+    assert ImageFolderDataset([tree], crop_size=64, max_images=2).files == ds.files[:2]
+
+
+def test_missing_or_empty_root_is_a_clear_error(tmp_path: Path, tree: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="nope"):
+        ImageFolderDataset([tmp_path / "nope"])
+    empty = tmp_path / "empty"
+    (empty / "x").mkdir(parents=True)
+    (empty / "x" / "a.txt").write_text("hi")
+    with pytest.raises(FileNotFoundError, match=r"no .* files"):
+        ImageFolderDataset([tree, empty])
+
+
+def test_crops_shape_range_and_randomness(tree: Path) -> None:
+    ds = ImageFolderDataset([tree], crop_size=64, horizontal_flip=False)
+    torch.manual_seed(0)
+    for i in range(len(ds)):
+        x = ds[i]
+        assert x.shape == (3, 64, 64) and x.dtype == torch.float32
+        assert x.min() >= 0.0 and x.max() <= 1.0
+    draws = [ds[0] for _ in range(4)]
+    assert any(not torch.equal(draws[0], d) for d in draws[1:])
+    # A crop is a window of the source image.
+    full = read_image(ds.files[0])[0]
+    x = draws[0]
+    windows = full.unfold(1, 64, 1).unfold(2, 64, 1)  # (3, H-63, W-63, 64, 64)
+    assert (windows == x[:, None, None]).all(dim=(0, 3, 4)).any()
+
+
+def test_same_seed_same_crops(tree: Path) -> None:
+    ds = ImageFolderDataset([tree], crop_size=48)
+    seed_everything(123)
+    a = [ds[i] for i in range(len(ds))]
+    seed_everything(123)
+    b = [ds[i] for i in range(len(ds))]
+    assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
+
+
+def test_whole_images_when_crop_is_none(tree: Path) -> None:
+    ds = ImageFolderDataset([tree], crop_size=None, horizontal_flip=False)
+    assert ds[0].shape == (3, 96, 160)
+    assert torch.equal(ds[0], read_image(ds.files[0])[0])
+
+
+@pytest.mark.parametrize("mode", ["L", "RGBA", "P", "CMYK"])
+def test_other_modes_become_rgb(tmp_path: Path, mode: str) -> None:
+    img = Image.fromarray(_kodak_crop(0, 80, 80)).convert(mode)
+    img.save(tmp_path / ("x.jpg" if mode == "CMYK" else "x.png"))
+    x = ImageFolderDataset([tmp_path], crop_size=64)[0]
+    assert x.shape == (3, 64, 64) and x.min() >= 0.0 and x.max() <= 1.0
+    if mode == "L":
+        assert torch.equal(x[0], x[1]) and torch.equal(x[1], x[2])
+
+
+@pytest.fixture
+def small(tmp_path: Path) -> Path:
+    """A folder holding one 40x70 (H x W) image."""
+    folder = tmp_path / "small"
+    folder.mkdir()
+    Image.fromarray(_kodak_crop(1, 40, 70)).save(folder / "small.png")
+    return folder
+
+
+def test_small_image_pad_reflects(small: Path) -> None:
+    ds = ImageFolderDataset([small], crop_size=64, small_images="pad", horizontal_flip=False)
+    src = read_image(ds.files[0])[0]
+    torch.manual_seed(0)
+    for _ in range(5):
+        x = ds[0]
+        assert x.shape == (3, 64, 64)
+    # torchvision semantics: the 40-high axis is reflect-padded by 24 on both sides (88 high), width 70 unpadded.
+    padded = torch.nn.functional.pad(src[None], (0, 0, 24, 24), mode="reflect")[0]
+    windows = padded.unfold(1, 64, 1).unfold(2, 64, 1)
+    assert (windows == x[:, None, None]).all(dim=(0, 3, 4)).any()
+
+
+def test_small_image_pad_falls_back_to_replicate(tmp_path: Path) -> None:
+    Image.fromarray(_kodak_crop(0, 10, 12)).save(tmp_path / "tiny.png")
+    x = ImageFolderDataset([tmp_path], crop_size=64, small_images="pad")[0]
+    assert x.shape == (3, 64, 64) and x.min() >= 0.0 and x.max() <= 1.0
+
+
+def test_small_image_upsample(small: Path) -> None:
+    ds = ImageFolderDataset([small], crop_size=64, small_images="upsample")
+    x = ds[0]
+    assert x.shape == (3, 64, 64)
+    assert x.min() >= 0.0 and x.max() <= 1.0
+
+
+def test_small_image_skip(small: Path, tree: Path) -> None:
+    with pytest.raises(ValueError, match="skip"):
+        ImageFolderDataset([small], crop_size=64, small_images="skip")
+    ds = ImageFolderDataset([small, tree], crop_size=100, small_images="skip")
+    # small (40x70), a.png (96x160), d.jpeg (120x90) are excluded; b.jpg (100x150) and c.PNG (128x128) stay.
+    assert [p.name for p in ds.files] == ["b.jpg", "c.PNG"]
+    assert ds.num_skipped == 3
+    assert ds[0].shape == (3, 100, 100)
+
+
+def test_flip_follows_torch_rng(tree: Path) -> None:
+    ds = ImageFolderDataset([tree], crop_size=None, horizontal_flip=True)
+    src = read_image(ds.files[0])[0]
+    torch.manual_seed(7)
+    expected = [bool(torch.rand(()).item() < 0.5) for _ in range(16)]
+    assert any(expected) and not all(expected)
+    torch.manual_seed(7)
+    got = []
+    for _ in range(16):
+        x = ds[0]
+        assert torch.equal(x, src) or torch.equal(x, src.flip(-1))
+        got.append(torch.equal(x, src.flip(-1)))
+    assert got == expected
+    torch.manual_seed(7)
+    assert all(torch.equal(ImageFolderDataset([tree], crop_size=None, horizontal_flip=False)[0], src) for _ in range(8))
+
+
+def test_corrupt_file_error_names_it(tmp_path: Path) -> None:
+    bad = tmp_path / "x.png"
+    bad.write_bytes(np.random.default_rng(0).integers(0, 256, 512, dtype=np.uint8).tobytes())
+    ds = ImageFolderDataset([tmp_path], crop_size=32)
+    with pytest.raises(ImageReadError, match=r"x\.png"):
+        ds[0]
+    with pytest.raises(ImageReadError, match=r"x\.png"):
+        ImageFolderDataset([tmp_path], crop_size=32, small_images="skip")
+
+
+def test_bad_small_images_mode() -> None:
+    with pytest.raises(ValueError, match="small_images"):
+        ImageFolderDataset([DATA], small_images="crop")
+    with pytest.raises(ValueError, match="small_images"):
+        ImageDataModule([str(DATA)], small_images="crop")
+
+
+def test_datamodule_batches(tree: Path) -> None:
+    dm = ImageDataModule([str(tree)], val_dirs=[str(tree)], batch_size=3, crop_size=32, num_workers=0)
+    assert dm.hparams.batch_size == 3 and dm.hparams.train_dirs == [str(tree)]
+    dm.setup("fit")
+    train = list(dm.train_dataloader())
+    assert len(train) == 1  # 4 images, batch 3, drop_last
+    assert train[0].shape == (3, 3, 32, 32)
+    val = list(dm.val_dataloader())
+    assert [tuple(v.shape) for v in val] == [(1, 3, 96, 160), (1, 3, 100, 150), (1, 3, 128, 128), (1, 3, 120, 90)]
+    again = list(dm.val_dataloader())
+    assert all(torch.equal(a, b) for a, b in zip(val, again, strict=True))  # no flip, no random crop
+
+
+def test_datamodule_val_center_crop_and_no_val(tree: Path) -> None:
+    dm = ImageDataModule([str(tree)], val_dirs=[str(tree)], val_crop_size=64, val_max_images=2, num_workers=0)
+    dm.setup()
+    val = list(dm.val_dataloader())
+    assert len(val) == 2 and all(v.shape == (1, 3, 64, 64) for v in val)
+    full = read_image(dm.val_dataset.files[0])[0]
+    assert torch.equal(val[0][0], full[:, 16:80, 48:112])
+    assert ImageDataModule([str(tree)], num_workers=0).val_dataloader() == []
+
+
+def test_datamodule_too_few_images(tree: Path) -> None:
+    dm = ImageDataModule([str(tree)], batch_size=5, crop_size=32, num_workers=0)
+    dm.setup("fit")
+    with pytest.raises(ValueError, match=r"4 training images .* batch_size=5"):
+        dm.train_dataloader()
+
+
+def test_datamodule_workers_are_reproducible(tree: Path) -> None:
+    def first_batch() -> torch.Tensor:
+        seed_everything(5, workers=True)
+        dm = ImageDataModule([str(tree)], batch_size=2, crop_size=32, num_workers=1)
+        return next(iter(dm.train_dataloader()))
+
+    assert torch.equal(first_batch(), first_batch())
+    persistent = ImageDataModule([str(tree)], batch_size=2, num_workers=1, persistent_workers=True)
+    assert persistent.train_dataloader().persistent_workers
+    assert (
+        not ImageDataModule([str(tree)], batch_size=2, num_workers=0, persistent_workers=True)
+        .train_dataloader()
+        .persistent_workers
+    )
+
+
+def test_kodak_config_instantiates(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(REPO)
+    dm = hydra.utils.instantiate(OmegaConf.load(REPO / "conf" / "data" / "kodak.yaml"))
+    assert isinstance(dm, ImageDataModule)
+    dm.setup("fit")
+    assert [p.name for p in dm.train_dataset.files] == ["kodim03.png", "kodim15.png", "kodim23.png"]
+    batch = next(iter(dm.train_dataloader()))
+    assert batch.shape == (dm.batch_size, 3, 128, 128)
+    val = list(dm.val_dataloader())
+    assert len(val) == 3 and all(v.shape == (1, 3, 256, 256) for v in val)
+
+
+def test_openimages_config_layout(tmp_path: Path) -> None:
+    cfg = OmegaConf.load(REPO / "conf" / "data" / "openimages.yaml")
+    assert OmegaConf.is_missing(cfg, "root") and OmegaConf.is_missing(cfg, "val_root")
+    cfg = OmegaConf.merge(cfg, {"root": str(tmp_path / "oi"), "val_root": str(tmp_path / "kodak")})
+    assert cfg.train_dirs == [f"{tmp_path}/oi/train_{i}" for i in range(10)]
+    assert cfg.val_dirs == [f"{tmp_path}/kodak"]
+    assert (cfg.batch_size, cfg.crop_size, cfg.num_workers, cfg.small_images) == (8, 256, 8, "pad")
+    assert cfg.pin_memory and cfg.persistent_workers
+    # The composed config instantiates and finds one image per train_i folder.
+    for d in [*cfg.train_dirs, *cfg.val_dirs]:
+        Path(d).mkdir(parents=True)
+        Image.fromarray(_kodak_crop(0, 40, 40)).save(Path(d) / "im.jpg")
+    dm = hydra.utils.instantiate(cfg, num_workers=0, pin_memory=False)
+    dm.setup()
+    assert len(dm.train_dataset) == 10 and len(dm.val_dataset) == 1
+    assert next(iter(dm.train_dataloader())).shape == (8, 3, 256, 256)

@@ -1,0 +1,270 @@
+"""Training: the Lightning modules composed from the real configs, at tiny widths on Kodak crops."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import ROOT, train_config
+from crdr import load_model
+from crdr.config import config_dir
+from crdr.train import build_datamodule, build_module, build_trainer, run
+
+DISCRIMINATORS = sorted(p.stem for p in (config_dir() / "discriminator").glob("*.yaml"))
+GAN_LOSSES = sorted(p.stem for p in (config_dir() / "gan_loss").glob("*.yaml"))
+BETA_SCHEDULES = sorted(p.stem for p in (config_dir() / "beta_schedule").glob("*.yaml") if p.stem != "none")
+EXPERIMENTS = sorted(p.stem for p in (config_dir() / "experiment").glob("*.yaml"))
+
+
+def _fit(cfg, spy=None):
+    """Builds module, data and trainer from cfg and fits; ``spy(module)`` runs before fit."""
+    module = build_module(cfg)
+    if spy is not None:
+        spy(module)
+    trainer = build_trainer(cfg)
+    trainer.fit(module, datamodule=build_datamodule(cfg))
+    return module, trainer
+
+
+def _snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in module.named_parameters()}
+
+
+def _changed(before: dict[str, torch.Tensor], module: torch.nn.Module) -> set[str]:
+    return {k for k, v in module.named_parameters() if not torch.equal(before[k], v)}
+
+
+def _record_batches(module) -> list[torch.Tensor]:
+    batches: list[torch.Tensor] = []
+    step = module.training_step
+
+    def recording(batch, batch_idx):
+        batches.append(batch.clone())
+        return step(batch, batch_idx)
+
+    module.training_step = recording
+    return batches
+
+
+def test_stage3_iteration_steps_generator_discriminator_aux_and_schedulers(tmp_path):
+    cfg = train_config(tmp_path, ["trainer.max_steps=3", "optimizer.scheduler.milestones=[2]"])
+    state = {}
+
+    def spy(module):
+        state["generator"], state["discriminator"] = _snapshot(module.generator), _snapshot(module.discriminator)
+        state["batches"] = _record_batches(module)
+
+    module, trainer = _fit(cfg, spy)
+    changed = _changed(state["generator"], module.generator)
+    assert "entropy_model_z.quantiles" in changed  # aux optimizer
+    assert {
+        "encoder.conv1.weight",
+        "decoder.conv4.weight",
+        "context_model.mean_slice_transforms.0.model.0.weight",
+    } <= changed
+    assert _changed(state["discriminator"], module.discriminator)
+    # max_steps counts generator iterations: 3 batches, 3 generator steps (not 3 optimizer steps in all).
+    assert len(state["batches"]) == 3 and trainer.global_step == 3
+    g_opt, _, d_opt = (opt.optimizer for opt in module.optimizers())
+    assert g_opt.param_groups[0]["lr"] == pytest.approx(1e-4) and d_opt.param_groups[0]["lr"] == pytest.approx(1e-4)
+    assert g_opt.state[next(iter(module.generator.decoder.parameters()))]["step"] == 3
+    assert int(module.skipped_steps) == 0
+
+
+def test_a_non_finite_loss_skips_the_whole_iteration(tmp_path):
+    cfg = train_config(tmp_path, ["trainer.max_steps=1", "trainer.max_epochs=3"])
+    state = {}
+
+    def spy(module):
+        state["before"] = _snapshot(module)
+        distortion = module.distortion_loss
+        calls = []
+
+        def poisoned(x, x_hat):
+            calls.append(1)
+            value = distortion(x, x_hat)
+            return value * float("nan") if len(calls) <= 2 else value
+
+        module.distortion_loss = poisoned
+
+    module, trainer = _fit(cfg, spy)
+    # Two poisoned batches leave every parameter (generator, discriminator, quantiles) untouched ...
+    assert int(module.skipped_steps) == 2
+    assert trainer.global_step == 1  # ... and do not count as iterations; the third batch trains.
+    assert trainer.callback_metrics["train/skipped_steps"] == 2
+
+
+def test_skipped_iterations_change_nothing(tmp_path):
+    cfg = train_config(tmp_path, ["trainer.max_steps=1", "trainer.max_epochs=2"])
+    state = {}
+
+    def spy(module):
+        state["before"] = _snapshot(module)
+        module.distortion_loss = lambda x, x_hat: torch.tensor(float("inf"))
+
+    module, trainer = _fit(cfg, spy)
+    assert trainer.global_step == 0 and int(module.skipped_steps) == 2
+    assert not _changed(state["before"], module)
+    assert all(not opt.optimizer.state for opt in module.optimizers())
+
+
+@pytest.mark.parametrize("discriminator", DISCRIMINATORS)
+@pytest.mark.parametrize("gan_loss", GAN_LOSSES)
+def test_every_discriminator_gan_loss_and_beta_schedule_trains(tmp_path, discriminator, gan_loss):
+    for beta_schedule in BETA_SCHEDULES:
+        cfg = train_config(
+            tmp_path / beta_schedule,
+            [
+                f"discriminator={discriminator}",
+                f"gan_loss={gan_loss}",
+                f"beta_schedule={beta_schedule}",
+                "trainer.max_steps=1",
+                "trainer.val_check_interval=1000",
+                "callbacks={}",
+            ],
+        )
+        state = {}
+        module, trainer = _fit(cfg, lambda m: state.update(before=_snapshot(m)))  # noqa: B023
+        assert trainer.global_step == 1, (discriminator, gan_loss, beta_schedule)
+        changed = _changed(state["before"], module)
+        assert any(k.startswith("generator.decoder") for k in changed)
+        assert any(k.startswith("discriminator.") for k in changed) == (discriminator != "none")
+        assert torch.isfinite(torch.tensor(trainer.callback_metrics["train/loss"].item()))
+
+
+@pytest.mark.parametrize(("q", "reference_level"), [(1.0, 2.0), (3.0, 4.0), (4.0, None)])
+def test_hrrgan_compares_with_the_next_rate_level(tmp_path, q, reference_level):
+    overrides = [
+        "q_schedule._target_=crdr.schedules.FixedQ",
+        "~q_schedule.num_levels",
+        f"+q_schedule.value={q}",
+        "beta_schedule=fixed",
+        "discriminator=gvae",
+        "trainer.max_steps=1",
+        "trainer.val_check_interval=1000",
+    ]
+    cfg = train_config(tmp_path, overrides)
+    state = {"inputs": []}
+
+    def spy(module):
+        with torch.no_grad():  # distinct rate levels (a fresh model's ICA is the identity at every level)
+            for ica in [*module.generator.encoder.interp_ca_list, *module.generator.decoder.interp_ca_list]:
+                ica.weight.normal_(0.5, 0.5)
+                ica.bias.normal_(0.0, 0.1)
+        state["generator"] = copy.deepcopy(module.generator)
+        state["batches"] = _record_batches(module)
+        forward = module.discriminator.forward
+        module.discriminator.forward = lambda x, level, latent=None: (
+            state["inputs"].append((x.detach().clone(), int(level))) or forward(x, level, latent)
+        )
+
+    _fit(cfg, spy)
+    x = state["batches"][0]
+    fake, reference, real, fake_again = state["inputs"]  # G side: D(x_hat), D(reference); D side: D(x), D(x_hat)
+    assert {level for _, level in state["inputs"]} == {int(q)}  # D_q scores the reference too
+    if reference_level is None:
+        torch.testing.assert_close(reference[0], x * 2 - 1)  # top level: the real image
+    else:
+        before = state["generator"].train()
+        with torch.no_grad():
+            expected = before(x, reference_level, 2.56).x_hat * 2 - 1  # pre-update weights, same beta
+        torch.testing.assert_close(reference[0], expected, atol=1e-6, rtol=0)
+        assert not torch.allclose(reference[0], fake[0], atol=1e-3)
+    torch.testing.assert_close(real[0], x * 2 - 1)
+    torch.testing.assert_close(fake_again[0], fake[0])
+
+
+def test_rgan_compares_with_the_real_image(tmp_path):
+    cfg = train_config(tmp_path, ["gan_loss=rgan", "discriminator=gvae", "trainer.max_steps=1"])
+    state = {"inputs": []}
+
+    def spy(module):
+        state["batches"] = _record_batches(module)
+        forward = module.discriminator.forward
+        module.discriminator.forward = lambda x, level, latent=None: (
+            state["inputs"].append(x.detach().clone()) or forward(x, level, latent)
+        )
+
+    _fit(cfg, spy)
+    torch.testing.assert_close(state["inputs"][1], state["batches"][0] * 2 - 1)
+
+
+def test_a_run_validates_checkpoints_exports_and_compresses(tmp_path):
+    cfg = train_config(tmp_path, [f"demo_images=[{ROOT / 'tests/data/kodim23.png'}]", "demo_betas=[0,5.12]"])
+    metrics = run(cfg)
+    assert {"val/psnr_q0_beta0", "val/bpp_q4_beta5.12", "val/lpips_random_backbone_q2_beta0"} <= set(metrics)
+    assert metrics["val/bpp_q0_beta0"] > 0 and 0 < metrics["val/psnr_q4_beta0"] < 100
+    assert sorted(p.name for p in (tmp_path / "val_images").rglob("*.png"))[:2] == [
+        "q0_beta0_img0.png",
+        "q0_beta0_img1.png",
+    ]
+    assert (tmp_path / "checkpoints" / "config.yaml").read_text() == (tmp_path / "config.yaml").read_text()
+    assert "${" not in (tmp_path / "config.yaml").read_text()  # fully resolved
+    # The Lightning checkpoint and the export load as generators (weights_only, config inside).
+    from_ckpt = load_model(tmp_path / "checkpoints" / "last.ckpt")
+    exported = load_model(tmp_path / "generator.safetensors")
+    for a, b in zip(from_ckpt.state_dict().values(), exported.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    assert (tmp_path / "demo" / "kodim23.crdr").stat().st_size > 100
+    assert {p.name for p in (tmp_path / "demo").glob("*.png")} == {"kodim23_beta0.png", "kodim23_beta5.12.png"}
+    lines = (tmp_path / "csv" / "metrics.csv").read_text().splitlines()
+    assert "train/loss" in lines[0] and len(lines) >= 3
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_every_experiment_config_runs(tmp_path, experiment):
+    cfg = train_config(tmp_path, ["trainer.max_steps=1", "trainer.val_check_interval=1"], experiment=experiment)
+    metrics = run(cfg)
+    assert any(k.startswith("val/psnr") for k in metrics)
+    assert (tmp_path / "generator.safetensors").is_file()
+
+
+def test_stage2_starts_from_stage1_weights(tmp_path):
+    run(train_config(tmp_path / "s1", experiment="crdr_stage1"))
+    stage1 = load_model(tmp_path / "s1" / "generator.safetensors")
+    cfg = train_config(tmp_path / "s2", [f"init_from={tmp_path / 's1' / 'checkpoints' / 'last.ckpt'}"], "crdr_stage2")
+    module = build_module(cfg)
+    assert module.fresh_tensors == sorted(
+        [
+            f"{part}.interp_ca_list.{i}.{p}"
+            for part in ("decoder", "encoder")
+            for i in range(9)
+            for p in ("bias", "weight")
+        ]
+    )
+    assert torch.equal(module.generator.encoder.conv1.weight, stage1.encoder.conv1.weight)
+    assert torch.equal(
+        module.generator.context_model.lrp_slice_transforms[9].model[4].bias,
+        stage1.context_model.lrp_slice_transforms[9].model[4].bias,
+    )
+
+
+@pytest.mark.slow
+def test_a_2x2_multirun_sweep_completes(tmp_path):
+    from conftest import TINY_OVERRIDES, TINY_TRAIN_OVERRIDES, _hydra_value
+
+    tiny = [f"model.{k}={_hydra_value(v)}" for k, v in TINY_OVERRIDES.items()] + ["discriminator.channels=4"]
+    command = [
+        sys.executable,
+        "-m",
+        "crdr.train",
+        "-m",
+        "experiment=quickstart",
+        *tiny,
+        *TINY_TRAIN_OVERRIDES,
+        "trainer.max_steps=1",
+        "discriminator=gvae,module_list",
+        "gan_loss=ragan,hrrgan",
+        f"hydra.sweep.dir={tmp_path}",
+    ]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = sorted(p.parent.name for p in Path(tmp_path).glob("*/generator.safetensors"))
+    assert runs == ["0", "1", "2", "3"]
+    choices = {(tmp_path / r / ".hydra" / "overrides.yaml").read_text() for r in runs}
+    assert len(choices) == 4
