@@ -105,8 +105,8 @@ def main() -> None:
     )
     if args.device == "cpu" and args.batch == 8:
         print(
-            f"official (2-core CPU, batch 8): {OFFICIAL_CPU_BATCH8_SECONDS} s/step, {OFFICIAL_CPU_BATCH8_PEAK_GB} GB peak; "
-            f"official/ours {OFFICIAL_CPU_BATCH8_SECONDS / seconds:.2f}x"
+            f"official (2-core CPU, batch 8): {OFFICIAL_CPU_BATCH8_SECONDS} s/step, "
+            f"{OFFICIAL_CPU_BATCH8_PEAK_GB} GB peak; official/ours {OFFICIAL_CPU_BATCH8_SECONDS / seconds:.2f}x"
         )
 
 
