@@ -268,3 +268,13 @@ def test_a_2x2_multirun_sweep_completes(tmp_path):
     assert runs == ["0", "1", "2", "3"]
     choices = {(tmp_path / r / ".hydra" / "overrides.yaml").read_text() for r in runs}
     assert len(choices) == 4
+
+
+def test_wandb_logs_offline_without_an_api_key_and_the_csv_is_still_written(tmp_path, monkeypatch):
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc from `wandb login`
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    cfg = train_config(tmp_path / "run", ["logger=wandb", "trainer.max_steps=1", "logger.wandb.tags=[test]"])
+    run(cfg)
+    assert list((tmp_path / "run" / "wandb").glob("offline-run-*"))
+    assert (tmp_path / "run" / "csv" / "metrics.csv").is_file()

@@ -72,14 +72,14 @@ def build_datamodule(cfg: DictConfig) -> L.LightningDataModule:
 
 
 def build_trainer(cfg: DictConfig) -> L.Trainer:
+    for message in EXPECTED_WARNINGS:
+        warnings.filterwarnings("ignore", message=message)
     callbacks = [instantiate(node) for node in (cfg.get("callbacks") or {}).values()]
     return instantiate(cfg.trainer, logger=build_loggers(cfg), callbacks=callbacks)
 
 
 def run(cfg: DictConfig) -> dict[str, float]:
     """Trains as configured; returns the last logged metrics (floats)."""
-    for message in EXPECTED_WARNINGS:
-        warnings.filterwarnings("ignore", message=message)
     L.seed_everything(cfg.seed, workers=True)
     output_dir = Path(cfg.paths.output_dir)
     resolved = OmegaConf.to_yaml(cfg, resolve=True)
