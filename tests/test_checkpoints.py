@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 
 import pytest
 import torch
@@ -98,7 +99,8 @@ def test_truncated_and_garbage_files_are_clear_errors(tmp_path):
     cases = {
         "truncated.pth": data[: len(data) // 2],
         "empty.pth": b"",
-        "random.pth": os.urandom(4096),
+        **{f"random{i}.pth": random.Random(i).randbytes(4096) for i in range(30)},
+        "random_pickle.pth": b"\x80\x02" + random.Random(99).randbytes(200),
         "fake.safetensors": (64).to_bytes(8, "little") + b"{" + b"x" * 100,
     }
     for name, payload in cases.items():

@@ -81,8 +81,10 @@ def _read_torch_file(path: Path) -> Checkpoint:
         raise CheckpointError(
             f"{path}: refused to load: the file holds objects other than tensors ({first_line})"
         ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as err:
-        raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupt?): {err}") from None
+    except Exception as err:  # corrupt bytes surface as any error type inside the unpickler
+        raise CheckpointError(
+            f"{path}: not a readable checkpoint (truncated or corrupt?): {type(err).__name__}: {err}"
+        ) from None
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path}: expected a dict of tensors, found {type(obj).__name__}")
     if "comp_model" in obj:
