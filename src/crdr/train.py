@@ -9,8 +9,6 @@ their ``.crdr`` streams and decoded PNGs under ``demo/``.
 from __future__ import annotations
 
 import logging
-import netrc
-import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -24,6 +22,7 @@ from crdr.checkpoints import save_generator
 from crdr.config import config_dir
 from crdr.files import expand_paths, write_text_atomic
 from crdr.io import IMAGE_SUFFIXES, read_image, write_image
+from crdr.tracking import wandb_has_credentials
 
 log = logging.getLogger("crdr.train")
 
@@ -42,16 +41,6 @@ def build_module(cfg: DictConfig) -> L.LightningModule:
     module_cfg: dict[str, Any] = OmegaConf.to_container(cfg.module, resolve=True, throw_on_missing=True)
     cls = get_class(module_cfg.pop("_target_"))
     return cls(**module_cfg)
-
-
-def wandb_has_credentials() -> bool:
-    """True when W&B can go online without prompting: WANDB_API_KEY or a `wandb login` netrc entry."""
-    if os.environ.get("WANDB_API_KEY"):
-        return True
-    try:
-        return netrc.netrc().authenticators("api.wandb.ai") is not None
-    except (FileNotFoundError, netrc.NetrcParseError, OSError):
-        return False
 
 
 def build_loggers(cfg: DictConfig) -> list:

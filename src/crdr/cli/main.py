@@ -1,4 +1,4 @@
-"""``crdr``: the command-line tool (compress, decompress, reconstruct)."""
+"""``crdr``: the command-line tool (compress, decompress, reconstruct, evaluate, plot)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from crdr.checkpoints import CheckpointError
-from crdr.cli import codec_commands, reconstruct
+from crdr.cli import codec_commands, plot, reconstruct
 from crdr.config import ConfigError
 from crdr.io import ImageReadError
 
@@ -19,10 +19,18 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     codec_commands.add_parsers(commands)
     reconstruct.add_parser(commands)
+    plot.add_parsers(commands)
+    commands.add_parser("evaluate", help="q x beta grid of metrics (Hydra overrides: crdr evaluate --help)")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["evaluate"]:  # a Hydra app: the rest of the line is Hydra overrides
+        from crdr.evaluation.app import main as evaluate
+
+        evaluate(argv[1:])
+        return 0
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)

@@ -13,6 +13,7 @@ from torch import Tensor
 from crdr.checkpoints import load_matching_weights, read_checkpoint
 from crdr.config import build_generator
 from crdr.io import write_image
+from crdr.metrics import psnr_8bit
 from crdr.models.generator import GeneratorOutput
 
 #: (q, beta) of one iteration; None where the model has no rate levels / no beta conditioning.
@@ -199,13 +200,6 @@ class RateDistortionModule(LightningModule):
 def instantiate_optional(cfg: dict[str, Any] | None) -> Any:
     """``instantiate(cfg)``, or None for a missing config or one with ``_target_: null`` (a "none" option)."""
     return instantiate(cfg) if cfg and cfg.get("_target_") is not None else None
-
-
-def psnr_8bit(x: Tensor, x_hat: Tensor) -> Tensor:
-    """PSNR (dB) per image of the 8-bit roundings of x and x_hat: (B, 3, H, W) in [0, 1] -> (B,)."""
-    x8, rec8 = (torch.round(t.clamp(0, 1) * 255) for t in (x, x_hat))
-    mse = torch.mean((x8 - rec8) ** 2, dim=(1, 2, 3))
-    return 10 * torch.log10(255.0**2 / mse.clamp_min(1e-10))
 
 
 def _grid_name(q: float | None, beta: float | None) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import warnings
 from pathlib import Path
@@ -11,6 +10,8 @@ import lpips
 import torch
 from torch import Tensor, nn
 
+from crdr.metrics.weights import checkpoints_dir, pretrained_file
+
 #: torchvision ImageNet backbone files (names as in the torch hub cache) and their SHA-256 prefixes.
 BACKBONE_FILES: dict[str, tuple[str, str]] = {
     "alex": ("alexnet-owt-7be5be79.pth", "7be5be79"),
@@ -18,19 +19,11 @@ BACKBONE_FILES: dict[str, tuple[str, str]] = {
 }
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def backbone_weights_path(net: str, weights_path: str | os.PathLike | None = None) -> Path:
     """Where the backbone file is looked up: ``weights_path`` or ``$TORCH_HOME/hub/checkpoints/<file>``."""
     if weights_path is not None:
         return Path(weights_path)
-    return Path(torch.hub.get_dir()) / "checkpoints" / BACKBONE_FILES[net][0]
+    return checkpoints_dir() / BACKBONE_FILES[net][0]
 
 
 class LpipsLoss(nn.Module):
@@ -76,15 +69,7 @@ class LpipsLoss(nn.Module):
     @staticmethod
     def _load_backbone(net: str, weights_path: str | os.PathLike | None) -> dict[str, Tensor]:
         name, sha_prefix = BACKBONE_FILES[net]
-        path = backbone_weights_path(net, weights_path)
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"LPIPS backbone weights {name} not found at {path}; put the file in {path.parent} "
-                f"(or pass weights_path=...)"
-            )
-        digest = _sha256(path)
-        if not digest.startswith(sha_prefix):
-            raise ValueError(f"{path}: SHA-256 {digest[:8]}... does not match {name} (expected {sha_prefix}...)")
+        path = pretrained_file(name, sha_prefix, weights_path, purpose=f"LPIPS ({net}) backbone weights")
         return torch.load(path, map_location="cpu", weights_only=True)
 
     def _copy_backbone(self, state: dict[str, Tensor]) -> None:

@@ -133,16 +133,41 @@ class CrdrGenerator(nn.Module):
         batch, _, height, width = x.shape
         q_t = self.quality_tensor(q, batch)
         beta_t = self.beta_tensor(beta, batch)
-        x_padded = pad_to_multiple(x * 2 - 1, self.stride)
-        y = self.encoder(x_padded, q_t)
+        latents = self._quantize(x, q_t)
+        y_hat = latents["y_hat"]
+        x_hat = self._synthesize(y_hat, q_t, beta_t)[:, :, :height, :width]
+        return GeneratorOutput(
+            (x_hat + 1) / 2,
+            latents["bpp"],
+            y_hat,
+            latents["z_hat"],
+            latents["y_likelihoods"],
+            latents["z_likelihoods"],
+            latents["qbpp"],
+        )
+
+    def estimate_bpp(self, x: Tensor, q: Scalar | None = None) -> Tensor:
+        """(B,) bits per pixel estimated from the likelihoods, without running the synthesis transform."""
+        check_image_batch(x)
+        return self._quantize(x, self.quality_tensor(q, x.shape[0]))["bpp"]
+
+    def _quantize(self, x: Tensor, q: Tensor | None) -> dict[str, Tensor]:
+        """Analysis, hyperprior and context model of x in [0, 1]: quantised latents, likelihoods, bpp, qbpp."""
+        pixels = x.shape[-2] * x.shape[-1]
+        y = self.encoder(pad_to_multiple(x * 2 - 1, self.stride), q)
         z_hat, z_likelihoods = self.entropy_model_z(self.hyperencoder(y))
         z_rounded = self.entropy_model_z.rounded_likelihood(z_hat) if self.training else z_likelihoods
         y_hat, y_likelihoods, y_rounded = self.latent_prior(y, self.hyperdecoder(z_hat))
-        x_hat = self._synthesize(y_hat, q_t, beta_t)[:, :, :height, :width]
-        pixels = height * width
         bpp = (bits(y_likelihoods) + bits(z_likelihoods)) / pixels
         qbpp = bpp if not self.training else ((bits(y_rounded) + bits(z_rounded)) / pixels).detach()
-        return GeneratorOutput((x_hat + 1) / 2, bpp, y_hat, z_hat, y_likelihoods, z_likelihoods, qbpp)
+        return {
+            "y_hat": y_hat,
+            "z_hat": z_hat,
+            "y_likelihoods": y_likelihoods,
+            "z_likelihoods": z_likelihoods,
+            "bpp": bpp,
+            "qbpp": qbpp,
+        }
 
     def latent_prior(self, y: Tensor, hyper: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Quantises y under the hyperprior (and context model) -> (y_hat, likelihoods, rounded likelihoods)."""

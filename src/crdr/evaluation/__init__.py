@@ -1,0 +1,1 @@
+"""Evaluation: q x beta grids, result tables and RD plots."""

@@ -1,0 +1,109 @@
+"""The metrics of an evaluation: per-image scores and the set-level FID/KID of one grid point."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from crdr.losses import LpipsLoss
+from crdr.metrics import Dists, FidKid, InceptionFeatures, ms_ssim, psnr_8bit
+
+#: ``fid_protocol`` choices -> the HiFiC patch protocol's shifted-set policy.
+FID_PROTOCOLS = {
+    # Official CRDR CSVs (pytorch-fid features): 256x256 patches plus the set shifted by 128, always.
+    "crdr": "always",
+    # MS-ILLM / NeuralCompression: the shifted set only for images of at least 384 px per side.
+    "ms_illm": "min_side_384",
+}
+
+
+@dataclass
+class MetricConfig:
+    """Which metrics run and where their pretrained weights are (default: the torch hub cache)."""
+
+    psnr: bool = True
+    ms_ssim: bool = True
+    lpips: bool = True
+    dists: bool = True
+    fid: bool = True
+    fid_protocol: str = "crdr"
+    patch_size: int = 256
+    weights_dir: str | None = None
+    #: Random LPIPS/DISTS/Inception backbones: for tests and offline demos only; results say so.
+    random_backbones: bool = False
+
+
+class MetricSuite:
+    """Builds every backbone once; scores images and accumulates FID/KID per grid point."""
+
+    def __init__(self, config: MetricConfig, device: str | torch.device = "cpu") -> None:
+        if config.fid_protocol not in FID_PROTOCOLS:
+            raise ValueError(f"fid_protocol must be one of {sorted(FID_PROTOCOLS)}, got {config.fid_protocol!r}")
+        self.config = config
+        self.device = torch.device(device)
+        random = config.random_backbones
+        weights = Path(config.weights_dir) if config.weights_dir else None
+        self.lpips = (
+            LpipsLoss(net="alex", random_backbone=random, weights_path=_file(weights, "alexnet-owt-7be5be79.pth"))
+            if config.lpips
+            else None
+        )
+        self.dists = (
+            Dists(weights_path=_file(weights, "vgg16-397923af.pth"), random_backbone=random) if config.dists else None
+        )
+        self.inception = (
+            InceptionFeatures(
+                weights_path=_file(weights, "weights-inception-2015-12-05-6726825d.pth"), random_backbone=random
+            )
+            if config.fid
+            else None
+        )
+        self._real_features: dict = {}  # Inception features of the originals, shared by every grid point
+        for module in (self.lpips, self.dists, self.inception):
+            if module is not None:
+                module.to(self.device)
+
+    @property
+    def note(self) -> str:
+        """A remark stored with every result row (empty for real backbones)."""
+        if self.config.random_backbones:
+            return "random backbones: LPIPS, DISTS, FID and KID are not comparable with published values"
+        return ""
+
+    def new_fid(self) -> FidKid | None:
+        """A fresh FID/KID accumulator for one grid point (None when FID is off)."""
+        if self.inception is None:
+            return None
+        policy = FID_PROTOCOLS[self.config.fid_protocol]
+        return FidKid(
+            self.inception, patch_size=self.config.patch_size, shift_policy=policy, real_cache=self._real_features
+        )
+
+    @torch.no_grad()
+    def score(self, x: Tensor, x_hat: Tensor) -> dict[str, float]:
+        """Per-image metrics of x, x_hat: (1, 3, H, W) in [0, 1] -> {PSNR, MS-SSIM, LPIPS, DISTS}."""
+        x, x_hat = x.to(self.device), x_hat.to(self.device)
+        scores: dict[str, float] = {}
+        if self.config.psnr:
+            scores["PSNR"] = float(psnr_8bit(x, x_hat)[0])
+        if self.config.ms_ssim:
+            scores["MS-SSIM"] = float(ms_ssim(x, x_hat)[0])
+        if self.lpips is not None:
+            scores["LPIPS"] = float(self.lpips.distance(x, x_hat)[0])
+        if self.dists is not None:
+            scores["DISTS"] = float(self.dists(x, x_hat)[0])
+        return scores
+
+
+def _file(folder: Path | None, name: str) -> Path | None:
+    return None if folder is None else folder / name
+
+
+def mean(values: list[float]) -> float:
+    """Mean of the finite values (NaN when there are none, e.g. MS-SSIM of images that are all too small)."""
+    finite = [v for v in values if math.isfinite(v)]
+    return sum(finite) / len(finite) if finite else float("nan")

@@ -1,0 +1,49 @@
+"""Evaluation metrics: PSNR, MS-SSIM, DISTS, FID/KID on HiFiC patches, and offline pretrained-weight loading.
+
+Submodules are imported lazily, so ``crdr.metrics.weights`` stays cheap to import (``crdr.losses`` uses it).
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from crdr.metrics.dists import Dists
+    from crdr.metrics.fid import FidKid, InceptionFeatures, fid_from_features, hific_patches, kid_from_features
+    from crdr.metrics.image import ms_ssim, psnr_8bit
+    from crdr.metrics.weights import pretrained_file
+
+_EXPORTS = {
+    "pretrained_file": "weights",
+    "psnr_8bit": "image",
+    "ms_ssim": "image",
+    "Dists": "dists",
+    "hific_patches": "fid",
+    "InceptionFeatures": "fid",
+    "FidKid": "fid",
+    "fid_from_features": "fid",
+    "kid_from_features": "fid",
+}
+
+__all__ = [
+    "Dists",
+    "FidKid",
+    "InceptionFeatures",
+    "fid_from_features",
+    "hific_patches",
+    "kid_from_features",
+    "ms_ssim",
+    "pretrained_file",
+    "psnr_8bit",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(import_module(f"crdr.metrics.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module 'crdr.metrics' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

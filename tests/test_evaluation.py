@@ -1,0 +1,123 @@
+"""`crdr evaluate` and `crdr plot`: the q x beta grid on real images, its CSVs, resumption and plots."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+import torch
+
+from conftest import GOLDEN_TINY
+from crdr import load_model
+from crdr.cli.main import main
+from crdr.codec import Codec
+from crdr.evaluation.grid import IMAGE_COLUMNS, SUMMARY_COLUMNS, evaluate_grid, paper_q_grid
+from crdr.evaluation.suite import MetricConfig, MetricSuite
+from crdr.io import read_image, write_image
+
+CKPT = GOLDEN_TINY / "official_ckpt.pth"
+
+
+@pytest.fixture(scope="module")
+def crops(kodak, tmp_path_factory):
+    """Two real 256x384 Kodak crops in a folder (one FID patch each)."""
+    folder = tmp_path_factory.mktemp("crops")
+    write_image(kodak[0][:, :, 100:356, 200:584], folder / "a.png")
+    write_image(kodak[2][:, :, 0:256, 0:384], folder / "b.png")
+    return folder
+
+
+def _rows(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_evaluate_writes_the_official_columns_from_real_bitstreams(crops, tmp_path):
+    out = tmp_path / "eval"
+    argv = [
+        "evaluate",
+        f"checkpoint={CKPT}",
+        f"dataset={crops}",
+        "grid.q=[0,4]",
+        "grid.beta=[0,5.12]",
+        f"output_dir={out}",
+        "metrics.random_backbones=true",
+        "metrics.dists=false",
+        "plots.official=kodak",
+        "progress=false",
+    ]
+    assert main(argv) == 0
+    summary = _rows(out / "results.csv")
+    assert list(summary[0])[:8] == ["dataset", "quality", "beta", "bpp", "PSNR", "FID", "LPIPS", "DISTS"]
+    assert [(r["quality"], r["beta"]) for r in summary] == [("0", "0"), ("0", "5.12"), ("4", "0"), ("4", "5.12")]
+    assert all("random backbones" in r["note"] and r["fid_patches"] == "2" for r in summary)
+    per_image = _rows(out / "per_image.csv")
+    assert len(per_image) == 8 and list(per_image[0])[: len(IMAGE_COLUMNS)] == IMAGE_COLUMNS
+    codec = Codec(load_model(CKPT))
+    image = per_image[0]
+    data = codec.compress(read_image(crops / image["image"]), 0.0)
+    assert int(image["bytes"]) == len(data)  # bpp from the real bitstream ...
+    assert float(image["bpp"]) == pytest.approx(len(data) * 8 / (256 * 384))
+    assert float(image["bpp_estimate"]) == pytest.approx(float(image["bpp"]), rel=0.1)  # ... the estimate beside it
+    assert float(summary[2]["bpp"]) > float(summary[0]["bpp"])  # q=4 costs more than q=0
+    assert summary[0]["bpp"] == summary[1]["bpp"]  # beta is chosen at decode time: same stream
+    assert summary[0]["PSNR"] != summary[1]["PSNR"]
+    for name in ("rd_curves.png", "rd_curves.svg", "grid.png", "grid.svg"):
+        assert (out / name).stat().st_size > 1000
+    assert (out / ".hydra" / "config.yaml").is_file()
+
+
+class _CountingCodec(Codec):
+    def __init__(self, model):
+        super().__init__(model)
+        self.compressed = []
+
+    def compress(self, image, q=None):
+        self.compressed.append(q)
+        return super().compress(image, q)
+
+
+def test_a_rerun_skips_finished_grid_points_and_refuses_another_setup(crops, tmp_path):
+    codec = _CountingCodec(load_model(CKPT))
+    images = sorted(crops.glob("*.png"))
+    config = MetricConfig(lpips=False, dists=False, fid=False)
+    suite = MetricSuite(config)
+    evaluate_grid(codec, images, [0.0], [0.0, 2.0], suite, tmp_path, "crops", progress=False)
+    assert codec.compressed == [0.0, 0.0]
+    rows = evaluate_grid(codec, images, [0.0, 1.5], [0.0, 2.0], suite, tmp_path, "crops", progress=False)
+    assert codec.compressed == [0.0, 0.0, 1.5, 1.5]  # q = 0 was not recomputed
+    assert [(r["quality"], r["beta"]) for r in rows] == [("0", "0"), ("0", "2"), ("1.5", "0"), ("1.5", "2")]
+    assert len(_rows(tmp_path / "per_image.csv")) == 8
+    assert json.loads((tmp_path / "run.json").read_text())["images"] == ["a.png", "b.png"]
+    with pytest.raises(ValueError, match="another output_dir"):
+        evaluate_grid(codec, images[:1], [0.0], [0.0], suite, tmp_path, "crops", progress=False)
+
+
+def test_the_default_grid_is_the_papers():
+    assert paper_q_grid() == [0.25 * i for i in range(17)]
+    assert SUMMARY_COLUMNS[:8] == ["dataset", "quality", "beta", "bpp", "PSNR", "FID", "LPIPS", "DISTS"]
+
+
+def test_metric_suite_scores_real_images_and_labels_random_backbones(kodak):
+    suite = MetricSuite(MetricConfig(fid=False, random_backbones=True))
+    x = kodak[1][:, :, :192, :192]
+    same, noisy = suite.score(x, x), suite.score(x, (x + 0.05 * torch.randn_like(x)).clamp(0, 1))
+    assert same["LPIPS"] == pytest.approx(0, abs=1e-6) and noisy["LPIPS"] > 1e-3
+    assert same["DISTS"] == pytest.approx(0, abs=1e-5) and noisy["DISTS"] > same["DISTS"]
+    assert same["MS-SSIM"] == pytest.approx(1) and noisy["MS-SSIM"] < 0.99
+    assert noisy["PSNR"] == pytest.approx(26.0, abs=0.5)
+    assert "not comparable" in suite.note
+
+
+def test_evaluate_without_weights_names_the_missing_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty"))
+    with pytest.raises(FileNotFoundError, match=r"alexnet-owt-7be5be79\.pth"):
+        MetricSuite(MetricConfig())
+
+
+def test_crdr_plot_overlays_the_official_curves(tmp_path, capsys):
+    table = tmp_path / "ours.csv"
+    table.write_text("dataset,quality,beta,bpp,PSNR,LPIPS\nkodak,0,0,0.1,27,0.1\nkodak,4,0,0.9,33,0.03\n")
+    assert main(["plot", str(table), "-o", str(tmp_path / "rd"), "--with-official", "kodak"]) == 0
+    assert (tmp_path / "rd.png").is_file() and (tmp_path / "rd.svg").is_file()
