@@ -33,7 +33,10 @@ def _rows(path):
         return list(csv.DictReader(f))
 
 
-def test_evaluate_writes_the_official_columns_from_real_bitstreams(crops, tmp_path):
+def test_evaluate_writes_the_official_columns_from_real_bitstreams(crops, tmp_path, monkeypatch):
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no `wandb login` credentials: W&B goes offline
+    monkeypatch.setenv("WANDB_SILENT", "true")
     out = tmp_path / "eval"
     argv = [
         "evaluate",
@@ -46,6 +49,7 @@ def test_evaluate_writes_the_official_columns_from_real_bitstreams(crops, tmp_pa
         "metrics.dists=false",
         "plots.official=kodak",
         "progress=false",
+        "wandb.enabled=true",
     ]
     assert main(argv) == 0
     summary = _rows(out / "results.csv")
@@ -66,6 +70,9 @@ def test_evaluate_writes_the_official_columns_from_real_bitstreams(crops, tmp_pa
     for name in ("rd_curves.png", "rd_curves.svg", "grid.png", "grid.svg"):
         assert (out / name).stat().st_size > 1000
     assert (out / ".hydra" / "config.yaml").is_file()
+    (run,) = (out / "wandb").glob("offline-run-*")
+    logged = b"".join(p.read_bytes() for p in run.rglob("*.wandb"))
+    assert b"rd/PSNR" in logged and b"results" in logged  # the table and the RD line plots
 
 
 class _CountingCodec(Codec):
