@@ -56,7 +56,8 @@ def run(cfg: DictConfig) -> list[dict[str, str]]:
     tables = {dataset: load_results(output_dir / "results.csv")}
     if cfg.plots.official:
         tables[f"official {cfg.plots.official}"] = official_results(cfg.plots.official)
-    plots = plot_rd_curves(tables, output=output_dir / "rd_curves", title=f"{dataset}: {Path(cfg.checkpoint).name}")
+    title = f"{dataset}: {Path(cfg.checkpoint).name}" + (f"\n({suite.note})" if suite.note else "")
+    plots = plot_rd_curves(tables, output=output_dir / "rd_curves", title=title)
     plots += _image_grid(codec, images[0], cfg, betas, output_dir / "grid")
     if tracker is not None:
         tracker.finish(summary, plots)
