@@ -128,3 +128,18 @@ def test_crdr_plot_overlays_the_official_curves(tmp_path, capsys):
     table.write_text("dataset,quality,beta,bpp,PSNR,LPIPS\nkodak,0,0,0.1,27,0.1\nkodak,4,0,0.9,33,0.03\n")
     assert main(["plot", str(table), "-o", str(tmp_path / "rd"), "--with-official", "kodak"]) == 0
     assert (tmp_path / "rd.png").is_file() and (tmp_path / "rd.svg").is_file()
+
+
+def test_metrics_see_8bit_reconstructions_rounded_or_truncated_like_the_official_scripts(kodak):
+    x = kodak[0][:, :, :64, :64]
+    x_hat = (x + 0.7 / 255).clamp(0, 1)  # 0.7 of a level off: rounds up, truncates down
+    rounded = MetricSuite(MetricConfig(ms_ssim=False, lpips=False, dists=False, fid=False))
+    truncated = MetricSuite(
+        MetricConfig(ms_ssim=False, lpips=False, dists=False, fid=False, reconstruction_8bit="truncate")
+    )
+    assert torch.equal(rounded.to_8bit(x_hat) * 255, torch.round(x_hat * 255))
+    assert torch.equal(truncated.to_8bit(x_hat) * 255, torch.floor(x_hat * 255))
+    assert truncated.score(x, x_hat)["PSNR"] > 100  # truncation lands back on the original levels
+    assert rounded.score(x, x_hat)["PSNR"] < 50
+    with pytest.raises(ValueError, match="reconstruction_8bit"):
+        MetricSuite(MetricConfig(reconstruction_8bit="floor"))

@@ -135,7 +135,7 @@ def _evaluate_rate(codec, images, q, betas, suite, dataset, bar):
             row.update(suite.score(x, x_hat))
             rows[beta].append(row)
             if fids[beta] is not None:
-                fids[beta].update(x, x_hat, real_key=str(path))
+                fids[beta].update(x, suite.to_8bit(x_hat), real_key=str(path))
             bar.update()
     return rows, fids
 

@@ -32,6 +32,9 @@ class MetricConfig:
     fid: bool = True
     fid_protocol: str = "crdr"
     patch_size: int = 256
+    #: How reconstructions become the 8-bit images every metric sees: "round" (what ``crdr decompress``
+    #: writes) or "truncate" (the official CRDR scripts: ``astype(uint8)``; reproduces their CSVs).
+    reconstruction_8bit: str = "round"
     weights_dir: str | None = None
     #: Random LPIPS/DISTS/Inception backbones: for tests and offline demos only; results say so.
     random_backbones: bool = False
@@ -41,6 +44,8 @@ class MetricSuite:
     """Builds every backbone once; scores images and accumulates FID/KID per grid point."""
 
     def __init__(self, config: MetricConfig, device: str | torch.device = "cpu") -> None:
+        if config.reconstruction_8bit not in ("round", "truncate"):
+            raise ValueError(f"reconstruction_8bit must be 'round' or 'truncate', got {config.reconstruction_8bit!r}")
         if config.fid_protocol not in FID_PROTOCOLS:
             raise ValueError(f"fid_protocol must be one of {sorted(FID_PROTOCOLS)}, got {config.fid_protocol!r}")
         self.config = config
@@ -83,10 +88,15 @@ class MetricSuite:
             self.inception, patch_size=self.config.patch_size, shift_policy=policy, real_cache=self._real_features
         )
 
+    def to_8bit(self, x_hat: Tensor) -> Tensor:
+        """x_hat in [0, 1] as the 8-bit image a user gets (values k / 255), per ``reconstruction_8bit``."""
+        scaled = x_hat.clamp(0, 1) * 255
+        return (torch.round(scaled) if self.config.reconstruction_8bit == "round" else torch.floor(scaled)) / 255
+
     @torch.no_grad()
     def score(self, x: Tensor, x_hat: Tensor) -> dict[str, float]:
-        """Per-image metrics of x, x_hat: (1, 3, H, W) in [0, 1] -> {PSNR, MS-SSIM, LPIPS, DISTS}."""
-        x, x_hat = x.to(self.device), x_hat.to(self.device)
+        """Per-image metrics of x and the 8-bit x_hat: (1, 3, H, W) in [0, 1] -> {PSNR, MS-SSIM, LPIPS, DISTS}."""
+        x, x_hat = x.to(self.device), self.to_8bit(x_hat.to(self.device))
         scores: dict[str, float] = {}
         if self.config.psnr:
             scores["PSNR"] = float(psnr_8bit(x, x_hat)[0])
