@@ -278,3 +278,28 @@ def test_wandb_logs_offline_without_an_api_key_and_the_csv_is_still_written(tmp_
     run(cfg)
     assert list((tmp_path / "run" / "wandb").glob("offline-run-*"))
     assert (tmp_path / "run" / "csv" / "metrics.csv").is_file()
+
+
+def test_generator_gradients_are_clipped_before_each_step(tmp_path):
+    cfg = train_config(tmp_path, ["trainer.max_steps=2", "optimizer.clip_grad_norm=0.01"])
+    norms = []
+
+    def spy(module):
+        configure = module.configure_optimizers
+
+        def configure_and_watch():
+            optimizers, schedulers = configure()
+            generator_optimizer = optimizers[0]
+
+            def record(optimizer, args, kwargs):
+                grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+                norms.append(float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))))
+
+            generator_optimizer.register_step_pre_hook(record)
+            return optimizers, schedulers
+
+        module.configure_optimizers = configure_and_watch
+
+    _, trainer = _fit(cfg, spy)
+    assert len(norms) == 2 and max(norms) <= 0.01 * (1 + 1e-4)
+    assert trainer.callback_metrics["train/grad_norm"] > 0.01  # the unclipped norm is logged
