@@ -303,3 +303,27 @@ def test_generator_gradients_are_clipped_before_each_step(tmp_path):
     _, trainer = _fit(cfg, spy)
     assert len(norms) == 2 and max(norms) <= 0.01 * (1 + 1e-4)
     assert trainer.callback_metrics["train/grad_norm"] > 0.01  # the unclipped norm is logged
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("launcher", ["submitit_local", "local_parallel"])
+def test_a_sweep_runs_through_a_cluster_style_launcher(tmp_path, launcher):
+    from conftest import TINY_OVERRIDES, TINY_TRAIN_OVERRIDES, _hydra_value
+
+    tiny = [f"model.{k}={_hydra_value(v)}" for k, v in TINY_OVERRIDES.items()] + ["discriminator.channels=4"]
+    command = [
+        sys.executable,
+        "-m",
+        "crdr.train",
+        "-m",
+        f"hydra/launcher={launcher}",
+        "experiment=quickstart",
+        *tiny,
+        *TINY_TRAIN_OVERRIDES,
+        "trainer.max_steps=1",
+        "gan_loss=rgan,hrrgan",
+        f"hydra.sweep.dir={tmp_path}",
+    ]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert sorted(p.parent.name for p in tmp_path.glob("*/generator.safetensors")) == ["0", "1"]
