@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -327,3 +328,37 @@ def test_a_sweep_runs_through_a_cluster_style_launcher(tmp_path, launcher):
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     assert sorted(p.parent.name for p in tmp_path.glob("*/generator.safetensors")) == ["0", "1"]
+
+
+@pytest.mark.slow
+def test_ddp_on_two_cpu_processes_keeps_every_rank_identical(tmp_path):
+    from conftest import TINY_OVERRIDES, TINY_TRAIN_OVERRIDES, _hydra_value
+
+    tiny = [f"model.{k}={_hydra_value(v)}" for k, v in TINY_OVERRIDES.items()] + ["discriminator.channels=4"]
+    command = [
+        sys.executable,
+        "-m",
+        "crdr.train",
+        "experiment=quickstart",
+        *tiny,
+        *TINY_TRAIN_OVERRIDES,
+        "rate_loss=hific_per_level",  # its lambda switch must see the global batch's qbpp
+        "trainer.max_steps=3",
+        "trainer.devices=2",
+        "trainer.strategy=ddp_find_unused_parameters_true",
+        "data.batch_size=1",
+        f"hydra.run.dir={tmp_path}",
+        "+callbacks.dump._target_=rank_dump.RankParameterDump",
+        f"+callbacks.dump.folder={tmp_path}",
+    ]
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "tests")}
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    ranks = [torch.load(tmp_path / f"params_rank{r}.pt", weights_only=True) for r in (0, 1)]
+    assert ranks[0].keys() == ranks[1].keys()
+    different = [k for k in ranks[0] if not torch.equal(ranks[0][k], ranks[1][k])]
+    assert not different, different[:5]
+    start = build_module(train_config(tmp_path / "fresh"))
+    trained = {k for k, v in start.named_parameters() if not torch.equal(v.detach(), ranks[0][k])}
+    assert any(k.startswith("generator.") for k in trained) and any(k.startswith("discriminator.") for k in trained)
+    assert "generator.entropy_model_z.quantiles" in trained

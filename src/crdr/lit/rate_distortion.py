@@ -93,12 +93,19 @@ class RateDistortionModule(LightningModule):
         level = None if q is None else round(q)
         terms = {
             "distortion": self.distortion_loss(x, out.x_hat),
-            "rate": self.rate_loss(out.bpp, out.qbpp, level),
+            "rate": self.rate_loss(out.bpp, self._global_mean(out.qbpp), level),
         }
         if self.perceptual_loss is not None:
             terms["perceptual"] = self.perceptual_loss(x, out.x_hat)
         terms["loss"] = sum(terms.values())
         return terms
+
+    def _global_mean(self, values: Tensor) -> Tensor:
+        """(1,) mean of ``values`` over the whole (all-rank) batch: target-rate decisions see the global batch."""
+        mean = values.mean().reshape(1)
+        if self._trainer is not None and self.trainer.world_size > 1:
+            mean = self.trainer.strategy.reduce(mean, reduce_op="mean")
+        return mean
 
     def training_step(self, batch: Tensor, batch_idx: int) -> None:
         optimizer = self.optimizers()[0]
@@ -183,7 +190,7 @@ class RateDistortionModule(LightningModule):
             if self.perceptual_loss is not None:
                 key = "lpips_random_backbone" if self.perceptual_loss.random_backbone else "lpips"
                 metrics[f"val/{key}_{name}"] = self.perceptual_loss.distance(batch, out.x_hat).mean()
-            self.log_dict(metrics, on_epoch=True, batch_size=batch.shape[0])
+            self.log_dict(metrics, on_epoch=True, batch_size=batch.shape[0], sync_dist=True)
             if batch_idx < self.validation_grid.get("num_images", 2):
                 self._save_reconstruction(out.x_hat, f"{name}_img{batch_idx}")
 
