@@ -163,6 +163,7 @@ class ImageDataModule(LightningDataModule):
         persistent_workers: bool = False,
         val_max_images: int | None = None,
         train_max_images: int | None = None,
+        horizontal_flip: bool = True,
         *,
         root: str | None = None,
         val_root: str | None = None,
@@ -183,6 +184,7 @@ class ImageDataModule(LightningDataModule):
         self.persistent_workers = persistent_workers
         self.val_max_images = val_max_images
         self.train_max_images = train_max_images
+        self.horizontal_flip = horizontal_flip
         self.save_hyperparameters()
         self.train_dataset: ImageFolderDataset | None = None
         self.val_dataset: ImageFolderDataset | None = None
@@ -194,7 +196,7 @@ class ImageDataModule(LightningDataModule):
                 self.train_dirs,
                 crop_size=self.crop_size,
                 small_images=self.small_images,
-                horizontal_flip=True,
+                horizontal_flip=self.horizontal_flip,
                 max_images=self.train_max_images,
             )
         if self.val_dataset is None and self.val_dirs is not None and stage in (None, "fit", "validate"):
