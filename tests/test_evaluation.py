@@ -37,6 +37,8 @@ def test_evaluate_writes_the_official_columns_from_real_bitstreams(crops, tmp_pa
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))  # no `wandb login` credentials: W&B goes offline
     monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.setenv("WANDB__SERVICE_WAIT", "300")  # a loaded CI machine starts wandb-core slowly
+    monkeypatch.setenv("WANDB_INIT_TIMEOUT", "300")
     out = tmp_path / "eval"
     argv = [
         "evaluate",

@@ -276,6 +276,8 @@ def test_wandb_logs_offline_without_an_api_key_and_the_csv_is_still_written(tmp_
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc from `wandb login`
     monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.setenv("WANDB__SERVICE_WAIT", "300")  # a loaded CI machine starts wandb-core slowly
+    monkeypatch.setenv("WANDB_INIT_TIMEOUT", "300")
     cfg = train_config(tmp_path / "run", ["logger=wandb", "trainer.max_steps=1", "logger.wandb.tags=[test]"])
     run(cfg)
     assert list((tmp_path / "run" / "wandb").glob("offline-run-*"))
