@@ -6,7 +6,10 @@ crops of the bundled Kodak images after ``--warmup`` iterations. LPIPS runs on a
 backbone (same cost as the real one). Prints seconds per step, images per second, peak memory
 (CPU: process max RSS; CUDA: max allocated) and the ratio to the official code's figures
 (../shared/reference/official/BASELINE.md; 2-core CPU, batch 8: ~32 s per step, 8.2 GB peak).
+Each ``--variants`` entry (fp32, bf16, channels_last, fused, joined with +) runs in this process
+after the first, and its speed is printed as a ratio to the first (the fp32 eager baseline).
 Usage: python bench/train_step.py [--batch 8] [--steps 3] [--device cpu|cuda] [--threads N]
+       [--variants fp32,bf16,channels_last,bf16+channels_last]
 """
 
 from __future__ import annotations
@@ -28,6 +31,12 @@ from crdr.config import config_dir
 from crdr.train import build_datamodule, build_module, build_trainer
 
 ROOT = Path(__file__).resolve().parents[1]
+VARIANTS = {
+    "fp32": [],
+    "bf16": ["trainer.precision=bf16-mixed"],
+    "channels_last": ["module.channels_last=true"],
+    "fused": ["optimizer.generator.fused=true", "optimizer.discriminator.fused=true"],
+}
 OFFICIAL_CPU_BATCH8_SECONDS = 32.0
 OFFICIAL_CPU_BATCH8_PEAK_GB = 8.2
 
@@ -49,21 +58,16 @@ class StepTimer(Callback):
         self.seconds.append(time.perf_counter() - self._start)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--steps", type=int, default=3)
-    parser.add_argument("--warmup", type=int, default=1)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=int, default=None)
-    args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+def run_variant(args: argparse.Namespace, extra: list[str]) -> tuple[float, list[float], float]:
+    """(mean seconds per timed step, all timed steps, peak GiB) of one configuration."""
+    if args.device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
     with tempfile.TemporaryDirectory() as tmp:
         images = Path(tmp) / "images"
         images.mkdir()
+        kodak = sorted((ROOT / "tests" / "data").glob("kodim*.png"))
         for i in range(args.batch):  # enough files for one batch; crops are random each step
-            (images / f"kodim{i}.png").symlink_to(sorted((ROOT / "tests" / "data").glob("kodim*.png"))[i % 3])
+            (images / f"kodim{i}.png").symlink_to(kodak[i % len(kodak)])
         overrides = [
             "experiment=crdr_stage3",
             "data=image_folder",
@@ -77,6 +81,7 @@ def main() -> None:
             f"trainer.max_steps={args.warmup + args.steps}",
             "trainer.enable_progress_bar=false",
             "callbacks={}",
+            *extra,
         ]
         with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
             cfg = compose("train", overrides=overrides, return_hydra_config=True)
@@ -92,22 +97,41 @@ def main() -> None:
         trainer.callbacks.append(timer)
         trainer.fit(module, datamodule=build_datamodule(cfg))
     steps = timer.seconds[args.warmup :]
-    seconds = sum(steps) / len(steps)
     if args.device == "cuda":
-        peak_gb = torch.cuda.max_memory_allocated() / 2**30
-        memory = f"peak CUDA memory {peak_gb:.2f} GiB"
-    else:
-        peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-        memory = f"peak RSS {peak_gb:.2f} GiB"
-    print(
-        f"stage-3 step, full width, batch {args.batch}, 256x256, {args.device}, {torch.get_num_threads()} thread(s): "
-        f"{seconds:.2f} s/step ({', '.join(f'{s:.2f}' for s in steps)}), {args.batch / seconds:.2f} img/s, {memory}"
-    )
-    if args.device == "cpu" and args.batch == 8:
+        peak = torch.cuda.max_memory_allocated() / 2**30
+    else:  # the process's peak so far (a variant run after a larger one reports the larger peak)
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    return sum(steps) / len(steps), steps, peak
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--variants", default="fp32")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    memory = "peak CUDA memory" if args.device == "cuda" else "peak RSS"
+    baseline = None
+    for name in args.variants.split(","):
+        extra = [override for part in name.split("+") for override in VARIANTS[part]]
+        seconds, steps, peak = run_variant(args, extra)
+        baseline = baseline or seconds
         print(
-            f"official (2-core CPU, batch 8): {OFFICIAL_CPU_BATCH8_SECONDS} s/step, "
-            f"{OFFICIAL_CPU_BATCH8_PEAK_GB} GB peak; official/ours {OFFICIAL_CPU_BATCH8_SECONDS / seconds:.2f}x"
+            f"{name}: stage-3 step, full width, batch {args.batch}, 256x256, {args.device}, "
+            f"{torch.get_num_threads()} thread(s): {seconds:.2f} s/step ({', '.join(f'{s:.2f}' for s in steps)}), "
+            f"{args.batch / seconds:.2f} img/s, {memory} {peak:.2f} GiB; "
+            f"speed vs first variant {baseline / seconds:.2f}x"
         )
+        if args.device == "cpu" and args.batch == 8:
+            print(
+                f"  official (2-core CPU, batch 8): {OFFICIAL_CPU_BATCH8_SECONDS} s/step, "
+                f"{OFFICIAL_CPU_BATCH8_PEAK_GB} GB peak; official/ours {OFFICIAL_CPU_BATCH8_SECONDS / seconds:.2f}x"
+            )
 
 
 if __name__ == "__main__":

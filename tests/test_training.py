@@ -381,3 +381,44 @@ def test_ddp_on_two_cpu_processes_equals_one_process_with_the_same_global_batch(
     # normalisation amplifies for near-zero gradients (updates here are ~1e-3 per step, lr 1e-3)
     for k in rank0:
         torch.testing.assert_close(rank0[k], alone[k], rtol=1e-4, atol=2e-5, msg=k)
+
+
+@pytest.mark.parametrize(
+    "switch",
+    [
+        ["trainer.precision=bf16-mixed"],
+        ["module.channels_last=true"],
+        ["optimizer.generator.fused=true", "optimizer.discriminator.fused=true"],
+    ],
+    ids=["bf16_autocast", "channels_last", "fused_adam"],
+)
+def test_speed_switches_train_on_cpu(tmp_path, switch):
+    cfg = train_config(tmp_path, [*switch, "trainer.max_steps=2", "trainer.val_check_interval=1000"])
+    state = {"likelihood_dtypes": set()}
+
+    def spy(module):
+        state["before"] = _snapshot(module)
+        forward = module.generator.entropy_model_y.forward
+
+        def recording(*args, **kwargs):
+            y_hat, likelihoods = forward(*args, **kwargs)
+            state["likelihood_dtypes"].add(likelihoods.dtype)
+            return y_hat, likelihoods
+
+        module.generator.entropy_model_y.forward = recording
+        module.generator.decoder.conv1.register_forward_hook(
+            lambda mod, args, out: state.setdefault("conv_dtypes", set()).add(out.dtype)
+        )
+
+    module, trainer = _fit(cfg, spy)
+    assert trainer.global_step == 2 and torch.isfinite(trainer.callback_metrics["train/loss"])
+    changed = _changed(state["before"], module)
+    assert any(k.startswith("generator.decoder") for k in changed) and any(
+        k.startswith("discriminator") for k in changed
+    )
+    assert state["likelihood_dtypes"] == {torch.float32}  # rates stay float32 under mixed precision
+    if "module.channels_last=true" in switch:
+        conv = module.generator.decoder.conv1.weight
+        assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+    bf16 = "trainer.precision=bf16-mixed" in switch
+    assert state["conv_dtypes"] == ({torch.bfloat16} if bf16 else {torch.float32})

@@ -9,6 +9,7 @@ from hydra.utils import instantiate
 from torch import Tensor, nn
 
 from crdr.lit.rate_distortion import RateDistortionModule, instantiate_optional
+from crdr.models import use_channels_last
 from crdr.models.generator import GeneratorOutput
 
 
@@ -36,6 +37,8 @@ class GanModule(RateDistortionModule):
     ) -> None:
         super().__init__(*args, **kwargs)
         self.discriminator: nn.Module | None = instantiate_optional(discriminator)
+        if self.discriminator is not None and self.hparams.channels_last:
+            use_channels_last(self.discriminator)
         self.gan_loss = instantiate(gan_loss)
 
     def configure_optimizers(self):

@@ -14,6 +14,7 @@ from crdr.checkpoints import load_matching_weights, read_checkpoint
 from crdr.config import build_generator
 from crdr.io import write_image
 from crdr.metrics import psnr_8bit
+from crdr.models import use_channels_last
 from crdr.models.generator import GeneratorOutput
 
 #: (q, beta) of one iteration; None where the model has no rate levels / no beta conditioning.
@@ -45,6 +46,7 @@ class RateDistortionModule(LightningModule):
         max_loss: float = 1e4,
         seed: int = 0,
         validation: dict[str, Any] | None = None,
+        channels_last: bool = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -52,6 +54,8 @@ class RateDistortionModule(LightningModule):
         self.generator = build_generator(model)
         if init_from:
             self.fresh_tensors = load_matching_weights(self.generator, read_checkpoint(init_from).state_dict)
+        if channels_last:
+            use_channels_last(self.generator)
         self.rate_loss = instantiate(rate_loss)
         self.distortion_loss = instantiate(distortion_loss)
         self.perceptual_loss = instantiate_optional(perceptual_loss)

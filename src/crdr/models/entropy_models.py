@@ -6,7 +6,9 @@ Training: the likelihood is evaluated at ``v + u`` (u ~ U(-1/2, 1/2)) and the va
 
 from __future__ import annotations
 
+import functools
 import warnings
+from collections.abc import Callable
 
 import torch
 
@@ -19,6 +21,20 @@ from torch.nn import functional as F
 
 #: Buffers whose size depends on the learned parameters; rebuilt by ``update`` and never trusted from files.
 DYNAMIC_BUFFERS = ("_offset", "_quantized_cdf", "_cdf_length", "scale_table")
+
+
+def full_precision(method: Callable) -> Callable:
+    """Runs an entropy-model method in float32 with autocast off: under mixed precision (bf16/fp16
+    training) the likelihoods, and so the rates, are still computed in float32."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        args = tuple(a.float() if isinstance(a, Tensor) and a.is_floating_point() else a for a in args)
+        device = next((a.device.type for a in args if isinstance(a, Tensor)), "cpu")
+        with torch.autocast(device_type=device, enabled=False):
+            return method(self, *args, **kwargs)
+
+    return wrapper
 
 
 def ste_round(x: Tensor) -> Tensor:
@@ -84,6 +100,7 @@ class StraightThroughEntropyBottleneck(EntropyBottleneck):
         """(1, C, 1, 1) medians of the learned densities."""
         return self.quantiles[:, 0, 1].view(1, -1, 1, 1)
 
+    @full_precision
     def forward(self, z: Tensor, training: bool | None = None) -> tuple[Tensor, Tensor]:
         """z: (B, C, h, w) -> (z_hat, likelihoods), both (B, C, h, w)."""
         if training is None:
@@ -97,6 +114,7 @@ class StraightThroughEntropyBottleneck(EntropyBottleneck):
         return z_hat, likelihood
 
     @torch.no_grad()
+    @full_precision
     def rounded_likelihood(self, z_hat: Tensor) -> Tensor:
         """Likelihoods (B, C, h, w) of the rounded latents z_hat, without gradient (what coding costs)."""
         channels = z_hat.shape[1]
@@ -114,6 +132,7 @@ class StraightThroughGaussianConditional(GaussianConditional):
     def __init__(self, scale_bound: float = 0.11) -> None:
         super().__init__(None, scale_bound=scale_bound)
 
+    @full_precision
     def forward(self, y: Tensor, scales: Tensor, means: Tensor, training: bool | None = None) -> tuple[Tensor, Tensor]:
         """y, scales, means: (B, C, h, w) -> (y_hat, likelihoods)."""
         if training is None:
@@ -123,6 +142,7 @@ class StraightThroughGaussianConditional(GaussianConditional):
         return y_hat, likelihood
 
     @torch.no_grad()
+    @full_precision
     def rounded_likelihood(self, y_hat: Tensor, scales: Tensor, means: Tensor) -> Tensor:
         """Likelihoods of the rounded latents y_hat = round(y - means) + means, without gradient."""
         return self.likelihood_lower_bound(self._likelihood(y_hat, scales, means))

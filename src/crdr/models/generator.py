@@ -189,8 +189,9 @@ class CrdrGenerator(nn.Module):
         self.entropy_model_y.update_tables()
 
     def aux_loss(self) -> Tensor:
-        """Quantile-fitting loss of the entropy bottleneck (for the auxiliary optimizer)."""
-        return self.entropy_model_z.loss()
+        """Quantile-fitting loss of the entropy bottleneck (for the auxiliary optimizer), in float32."""
+        with torch.autocast(device_type=self.entropy_model_z.quantiles.device.type, enabled=False):
+            return self.entropy_model_z.loss()
 
 
 def _condition_tensor(name: str, value: Scalar | None, batch: int, low: float, high: float) -> Tensor:
