@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from crdr.checkpoints import save_generator
 from crdr.config import config_dir
-from crdr.files import expand_paths, write_text_atomic
+from crdr.files import atomic_path, expand_paths, write_text_atomic
 from crdr.io import IMAGE_SUFFIXES, read_image, write_image
 from crdr.tracking import wandb_has_credentials
 
@@ -101,12 +101,11 @@ def compress_demo(generator, cfg: DictConfig, folder: Path) -> None:
     for path in expand_paths(cfg.demo_images, IMAGE_SUFFIXES):
         image = read_image(path)
         data = codec.compress(image, q)
-        (folder / f"{path.stem}.crdr").parent.mkdir(parents=True, exist_ok=True)
-        (folder / f"{path.stem}.crdr").write_bytes(data)
+        with atomic_path(folder / f"{path.stem}.crdr") as tmp:
+            tmp.write_bytes(data)
         for beta, decoded in zip(betas, codec.decompress_many(data, betas), strict=True):
-            write_image(
-                decoded, folder / f"{path.stem}_beta{beta:g}.png" if beta is not None else folder / f"{path.stem}.png"
-            )
+            name = path.stem if beta is None else f"{path.stem}_beta{beta:g}"
+            write_image(decoded, folder / f"{name}.png")
         bpp = len(data) * 8 / (image.shape[-1] * image.shape[-2])
         log.info("demo: %s -> %d bytes (%.3f bpp)", path.name, len(data), bpp)
 

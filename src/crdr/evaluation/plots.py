@@ -183,7 +183,6 @@ def save_figure(fig: Figure, output: PathLike, dpi: float = 150) -> list[Path]:
             fmt = path.suffix[1:]
             with atomic_path(path) as tmp:
                 fig.savefig(tmp, format=fmt, dpi=dpi, metadata={"Date": None} if fmt == "svg" else None)
-                tmp.chmod(0o644)  # mkstemp makes it private; a figure is meant to be shared
     return paths
 
 
