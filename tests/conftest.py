@@ -102,16 +102,22 @@ TINY_TRAIN_OVERRIDES = [
 ]
 
 
-def train_config(output_dir: Path, overrides: Sequence[str] = (), experiment: str = "quickstart") -> DictConfig:
-    """conf/train.yaml composed as ``crdr-train experiment=...`` would, at tiny widths, writing into output_dir."""
+def tiny_train_overrides(experiment: str = "quickstart") -> list[str]:
+    """``crdr-train`` overrides that run ``experiment`` at tiny widths (model keys it lacks are left out)."""
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
         full = compose("train", overrides=[f"experiment={experiment}"], return_hydra_config=True)
-        model = OmegaConf.to_container(full.model)
-        tiny = [f"model.{k}={_hydra_value(v)}" for k, v in TINY_OVERRIDES.items() if _lookup(model, k) is not None]
-        if full.get("discriminator", {}).get("channels") is not None:
-            tiny.append("discriminator.channels=4")
-        overrides = [f"experiment={experiment}", *tiny, *TINY_TRAIN_OVERRIDES, *overrides]
-        cfg = compose("train", overrides=overrides, return_hydra_config=True)
+    model = OmegaConf.to_container(full.model)
+    tiny = [f"model.{k}={_hydra_value(v)}" for k, v in TINY_OVERRIDES.items() if _lookup(model, k) is not None]
+    if full.get("discriminator", {}).get("channels") is not None:
+        tiny.append("discriminator.channels=4")
+    return [f"experiment={experiment}", *tiny, *TINY_TRAIN_OVERRIDES]
+
+
+def train_config(output_dir: Path, overrides: Sequence[str] = (), experiment: str = "quickstart") -> DictConfig:
+    """conf/train.yaml composed as ``crdr-train experiment=...`` would, at tiny widths, writing into output_dir."""
+    all_overrides = [*tiny_train_overrides(experiment), *overrides]
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        cfg = compose("train", overrides=all_overrides, return_hydra_config=True)
     with open_dict(cfg):
         cfg.hydra.runtime.cwd = str(ROOT)
         cfg.hydra.runtime.output_dir = str(output_dir)

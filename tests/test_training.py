@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import ROOT, train_config
+from conftest import ROOT, tiny_train_overrides, train_config
 from crdr import load_model
 from crdr.config import config_dir
 from crdr.io import write_image
@@ -248,24 +248,8 @@ def test_stage2_starts_from_stage1_weights(tmp_path):
 
 @pytest.mark.slow
 def test_a_2x2_multirun_sweep_completes(tmp_path):
-    from conftest import TINY_OVERRIDES, TINY_TRAIN_OVERRIDES, _hydra_value
-
-    tiny = [f"model.{k}={_hydra_value(v)}" for k, v in TINY_OVERRIDES.items()] + ["discriminator.channels=4"]
-    command = [
-        sys.executable,
-        "-m",
-        "crdr.train",
-        "-m",
-        "experiment=quickstart",
-        *tiny,
-        *TINY_TRAIN_OVERRIDES,
-        "trainer.max_steps=1",
-        "discriminator=gvae,module_list",
-        "gan_loss=ragan,hrrgan",
-        f"hydra.sweep.dir={tmp_path}",
-    ]
-    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
+    sweep = ["trainer.max_steps=1", "discriminator=gvae,module_list", "gan_loss=ragan,hrrgan"]
+    _run_tiny([*sweep, f"hydra.sweep.dir={tmp_path}"], multirun=True)
     runs = sorted(p.parent.name for p in Path(tmp_path).glob("*/generator.safetensors"))
     assert runs == ["0", "1", "2", "3"]
     choices = {(tmp_path / r / ".hydra" / "overrides.yaml").read_text() for r in runs}
@@ -312,35 +296,17 @@ def test_generator_gradients_are_clipped_before_each_step(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("launcher", ["submitit_local", "local_parallel"])
 def test_a_sweep_runs_through_a_cluster_style_launcher(tmp_path, launcher):
-    from conftest import TINY_OVERRIDES, TINY_TRAIN_OVERRIDES, _hydra_value
-
-    tiny = [f"model.{k}={_hydra_value(v)}" for k, v in TINY_OVERRIDES.items()] + ["discriminator.channels=4"]
-    command = [
-        sys.executable,
-        "-m",
-        "crdr.train",
-        "-m",
-        f"hydra/launcher={launcher}",
-        "experiment=quickstart",
-        *tiny,
-        *TINY_TRAIN_OVERRIDES,
-        "trainer.max_steps=1",
-        "gan_loss=rgan,hrrgan",
-        f"hydra.sweep.dir={tmp_path}",
-    ]
-    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900)
-    assert result.returncode == 0, result.stderr[-3000:]
+    sweep = [f"hydra/launcher={launcher}", "trainer.max_steps=1", "gan_loss=rgan,hrrgan"]
+    _run_tiny([*sweep, f"hydra.sweep.dir={tmp_path}"], multirun=True, timeout=900)
     assert sorted(p.parent.name for p in tmp_path.glob("*/generator.safetensors")) == ["0", "1"]
 
 
-def _run_tiny(tmp_path, overrides, env_path=None) -> None:
-    """``python -m crdr.train`` at tiny widths in a subprocess (multi-process strategies relaunch it)."""
-    from conftest import TINY_OVERRIDES, TINY_TRAIN_OVERRIDES, _hydra_value
-
-    tiny = [f"model.{k}={_hydra_value(v)}" for k, v in TINY_OVERRIDES.items()] + ["discriminator.channels=4"]
-    command = [sys.executable, "-m", "crdr.train", "experiment=quickstart", *tiny, *TINY_TRAIN_OVERRIDES, *overrides]
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "tests")}
-    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
+def _run_tiny(overrides: list[str], multirun: bool = False, timeout: int = 600) -> None:
+    """``python -m crdr.train`` on the tiny quickstart in a subprocess (sweeps and DDP relaunch the app)."""
+    flags = ["-m"] if multirun else []
+    command = [sys.executable, "-m", "crdr.train", *flags, *tiny_train_overrides(), *overrides]
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "tests")}  # rank_dump.py for the DDP test's callback
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
 
 
@@ -364,8 +330,8 @@ def test_ddp_on_two_cpu_processes_equals_one_process_with_the_same_global_batch(
     ]
     ddp, single = tmp_path / "ddp", tmp_path / "single"
     ddp_args = ["trainer.devices=2", "trainer.strategy=ddp_find_unused_parameters_true", "data.batch_size=1"]
-    _run_tiny(ddp, [*common, *ddp_args, f"hydra.run.dir={ddp}", *_dump(ddp)])
-    _run_tiny(single, [*common, "data.batch_size=2", f"hydra.run.dir={single}", *_dump(single)])
+    _run_tiny([*common, *ddp_args, f"hydra.run.dir={ddp}", *_dump(ddp)])
+    _run_tiny([*common, "data.batch_size=2", f"hydra.run.dir={single}", *_dump(single)])
     rank0, rank1, alone = (
         torch.load(path, weights_only=True)
         for path in (ddp / "params_rank0.pt", ddp / "params_rank1.pt", single / "params_rank0.pt")

@@ -118,7 +118,7 @@ def _evaluate_rate(codec, images, q, betas, suite, dataset, bar):
         stream = codec.parse(data)
         y_hat = codec.decode_latents(stream)
         with torch.no_grad():
-            estimate = float(model.estimate_bpp(x.to(next(model.encoder.parameters()).device), q)[0])
+            estimate = float(model.estimate_bpp(x.to(codec.device), q)[0])
         for beta in betas:
             x_hat = codec.synthesize(y_hat, stream, model.beta_tensor(beta, 1))
             row = {
