@@ -10,7 +10,10 @@ import torch
 from torch import Tensor
 
 from crdr.losses import LpipsLoss
+from crdr.losses.perceptual import BACKBONE_FILES
 from crdr.metrics import Dists, FidKid, InceptionFeatures, ms_ssim, psnr_8bit
+from crdr.metrics.dists import VGG16_FILE
+from crdr.metrics.fid import INCEPTION_FILE
 
 #: ``fid_protocol`` choices -> the HiFiC patch protocol's shifted-set policy.
 FID_PROTOCOLS = {
@@ -53,17 +56,13 @@ class MetricSuite:
         random = config.random_backbones
         weights = Path(config.weights_dir) if config.weights_dir else None
         self.lpips = (
-            LpipsLoss(net="alex", random_backbone=random, weights_path=_file(weights, "alexnet-owt-7be5be79.pth"))
+            LpipsLoss(net="alex", random_backbone=random, weights_path=_file(weights, BACKBONE_FILES["alex"][0]))
             if config.lpips
             else None
         )
-        self.dists = (
-            Dists(weights_path=_file(weights, "vgg16-397923af.pth"), random_backbone=random) if config.dists else None
-        )
+        self.dists = Dists(weights_path=_file(weights, VGG16_FILE[0]), random_backbone=random) if config.dists else None
         self.inception = (
-            InceptionFeatures(
-                weights_path=_file(weights, "weights-inception-2015-12-05-6726825d.pth"), random_backbone=random
-            )
+            InceptionFeatures(weights_path=_file(weights, INCEPTION_FILE[0]), random_backbone=random)
             if config.fid
             else None
         )

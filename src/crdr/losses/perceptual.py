@@ -4,26 +4,18 @@ from __future__ import annotations
 
 import os
 import warnings
-from pathlib import Path
 
 import lpips
 import torch
 from torch import Tensor, nn
 
-from crdr.metrics.weights import checkpoints_dir, pretrained_file
+from crdr.metrics.weights import pretrained_file
 
 #: torchvision ImageNet backbone files (names as in the torch hub cache) and their SHA-256 prefixes.
 BACKBONE_FILES: dict[str, tuple[str, str]] = {
     "alex": ("alexnet-owt-7be5be79.pth", "7be5be79"),
     "vgg": ("vgg16-397923af.pth", "397923af"),
 }
-
-
-def backbone_weights_path(net: str, weights_path: str | os.PathLike | None = None) -> Path:
-    """Where the backbone file is looked up: ``weights_path`` or ``$TORCH_HOME/hub/checkpoints/<file>``."""
-    if weights_path is not None:
-        return Path(weights_path)
-    return checkpoints_dir() / BACKBONE_FILES[net][0]
 
 
 class LpipsLoss(nn.Module):
