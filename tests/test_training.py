@@ -262,9 +262,14 @@ def test_wandb_logs_offline_without_an_api_key_and_the_csv_is_still_written(tmp_
     monkeypatch.setenv("WANDB_SILENT", "true")
     monkeypatch.setenv("WANDB__SERVICE_WAIT", "300")  # a loaded CI machine starts wandb-core slowly
     monkeypatch.setenv("WANDB_INIT_TIMEOUT", "300")
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    import wandb
+
+    wandb.setup()  # W&B already set up in this process (e.g. by an evaluation) before WandbLogger sets WANDB_MODE
     cfg = train_config(tmp_path / "run", ["logger=wandb", "trainer.max_steps=1", "logger.wandb.tags=[test]"])
     run(cfg)
-    assert list((tmp_path / "run" / "wandb").glob("offline-run-*"))
+    (offline_run,) = (tmp_path / "run" / "wandb").glob("offline-run-*")
+    assert b"train/loss" in b"".join(p.read_bytes() for p in offline_run.rglob("*.wandb"))  # flushed and closed
     assert (tmp_path / "run" / "csv" / "metrics.csv").is_file()
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import hydra
 import lightning as L
 from hydra.utils import get_class, instantiate
+from lightning.pytorch.loggers import WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
 from crdr.checkpoints import save_generator
@@ -46,12 +47,17 @@ def build_module(cfg: DictConfig) -> L.LightningModule:
 def build_loggers(cfg: DictConfig) -> list:
     loggers = []
     for name, node in (cfg.get("logger") or {}).items():
-        if name == "wandb" and node.get("offline") is None:
-            offline = not wandb_has_credentials()
-            if offline:
-                log.info("W&B: no API key configured, logging offline (upload later with `wandb sync`)")
-            node = OmegaConf.merge(node, {"offline": offline})
-        loggers.append(instantiate(node))
+        overrides = {}
+        if name == "wandb":
+            offline = node.get("offline")
+            if offline is None:
+                offline = not wandb_has_credentials()
+                if offline:
+                    log.info("W&B: no API key configured, logging offline (upload later with `wandb sync`)")
+            # WandbLogger goes offline through WANDB_MODE, which wandb reads only when it is first set up in a
+            # process; wandb.init's own `mode` argument holds however the process used wandb before.
+            overrides = {"offline": offline, **({"mode": "offline"} if offline else {})}
+        loggers.append(instantiate(node, **overrides))
     return loggers
 
 
@@ -81,6 +87,10 @@ def run(cfg: DictConfig) -> dict[str, float]:
     if ckpt_path == "last":
         ckpt_path = str(output_dir / "checkpoints" / "last.ckpt")
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    if any(isinstance(logger, WandbLogger) for logger in trainer.loggers):
+        import wandb
+
+        wandb.finish()  # Lightning leaves the W&B run open: flush and close it (no-op where none runs)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     if trainer.is_global_zero:
         generator = module.generator.cpu().eval()
