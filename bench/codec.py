@@ -1,12 +1,16 @@
-"""Codec speed of the full-width CRDR model at 768x512, stage by stage, and the whole CLI call.
+"""Codec speed of the full-width CRDR model, stage by stage, float32 and the bfloat16 fast paths.
 
 Prints seconds (median over repeats) for compress and decompress at q=0 and q=4, the share of
 each stage (analysis, hyper, context_model, entropy_coding, synthesis), megapixels per second,
-and the ratio to the official code's figures on the same machine class
-(../shared/reference/official/BASELINE.md, one thread: compress 3.6 s, decompress 5.3 s, whole
-CLI about 14 s). Usage: python bench/codec.py [--checkpoint crdr.pth.tar] [--threads 1] [--device cpu]
-Without a checkpoint, a randomly initialised full-width model is written to a temporary
-safetensors file (the speed does not depend on the weights' values).
+the ratio to the float32 codec measured in the same process and, at 768x512, to the official
+code's figures on the same machine class (../shared/reference/official/BASELINE.md, one thread:
+compress 3.6 s, decompress 5.3 s, whole CLI about 14 s). Then the whole CLI call (two processes,
+model loading included) in float32 and with ``--precision bfloat16`` on both ends.
+
+Usage: python bench/codec.py [--checkpoint crdr.pth.tar] [--threads 1] [--device cpu]
+[--sizes 768x512,2048x1365]. Without a checkpoint, a randomly initialised full-width model is
+written to a temporary safetensors file (the speed does not depend on the weights' values).
+Sizes other than kodim23's own 768x512 are kodim23 resized (bicubic).
 """
 
 from __future__ import annotations
@@ -18,9 +22,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from torch.nn import functional as F
 
 from crdr import load_model, save_generator
 from crdr.codec import Codec
@@ -28,30 +34,90 @@ from crdr.io import read_image
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGE = ROOT / "tests" / "data" / "kodim23.png"
+OFFICIAL_SIZE = (512, 768)
 OFFICIAL = {"compress": 3.6, "decompress": 5.3, "cli": 14.0}
 
 
-def timed(fn, repeats: int) -> tuple[float, dict[str, float]]:
+def timed(codec: Codec, fn: Callable[[], object], repeats: int) -> tuple[float, dict[str, float]]:
     """Median seconds of fn() and the median per-stage seconds of the codec during those calls."""
     fn()
     seconds, stages = [], []
     for _ in range(repeats):
-        CODEC.stage_seconds.clear()
+        codec.stage_seconds.clear()
         start = time.perf_counter()
         fn()
         seconds.append(time.perf_counter() - start)
-        stages.append(dict(CODEC.stage_seconds))
+        stages.append(dict(codec.stage_seconds))
     keys = sorted({k for s in stages for k in s})
     return statistics.median(seconds), {k: statistics.median(s.get(k, 0.0) for s in stages) for k in keys}
 
 
+def test_image(height: int, width: int) -> torch.Tensor:
+    image = read_image(IMAGE)
+    if (height, width) == tuple(image.shape[-2:]):
+        return image
+    return F.interpolate(image, size=(height, width), mode="bicubic", align_corners=False).clamp(0, 1)
+
+
+def bench_size(plain: Codec, fast: Codec, image: torch.Tensor, repeats: int) -> None:
+    """float32 codec vs the fast one (bfloat16 encoder + bfloat16 synthesis) on one image."""
+    size = tuple(image.shape[-2:])
+    megapixels = size[0] * size[1] / 1e6
+    print(f"\n{size[1]}x{size[0]} ({megapixels:.2f} MP)")
+    for q in (0.0, 4.0):
+        streams = {"float32": plain.compress(image, q), "bfloat16": fast.compress(image, q)}
+        reference = plain.decompress(streams["float32"], 2.56)
+        baseline: dict[str, float] = {}
+        for label, codec in (("float32", plain), ("bfloat16", fast)):
+            data = streams[label]
+            for step, fn in (
+                ("compress", lambda c=codec, q=q: c.compress(image, q)),
+                ("decompress", lambda c=codec, d=data: c.decompress(d, 2.56)),
+            ):
+                seconds, stages = timed(codec, fn, repeats)
+                baseline.setdefault(step, seconds)
+                detail = ", ".join(f"{k} {v:.2f}" for k, v in stages.items())
+                ratios = f"vs float32 {baseline[step] / seconds:4.2f}x"
+                if size == OFFICIAL_SIZE:
+                    ratios += f", official/ours {OFFICIAL[step] / seconds:4.2f}x"
+                print(
+                    f"q={q:g} {label:>8} {step:>10}: {seconds:6.2f} s {megapixels / seconds:5.2f} MP/s "
+                    f"{ratios} ({detail})"
+                )
+        pixel_error = (fast.decompress(streams["bfloat16"], 2.56) - reference).abs()
+        rate_change = len(streams["bfloat16"]) / len(streams["float32"]) - 1
+        print(
+            f"q={q:g} bytes float32 {len(streams['float32'])}, bfloat16 {len(streams['bfloat16'])} "
+            f"({rate_change:+.2%}); |pixel bfloat16 - float32| max {pixel_error.max():.4f}, "
+            f"mean {pixel_error.mean():.4f}"
+        )
+
+
+def bench_cli(checkpoint: str, threads: int, tmp: str) -> None:
+    """Two fresh processes (load + compress, load + decompress), float32 and bfloat16."""
+    cli = [sys.executable, "-m", "crdr.cli.main"]
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    stream = Path(tmp) / "kodim23.crdr"
+    for precision in ("float32", "bfloat16"):
+        start = time.perf_counter()
+        for argv in (
+            ["compress", str(IMAGE), "-q", "2"],
+            ["decompress", str(stream), "--beta", "2.56"],
+        ):
+            args = [*cli, *argv, "--checkpoint", checkpoint, "--precision", precision, "-o", tmp]
+            subprocess.run(args, check=True, capture_output=True, env=env)
+        seconds = time.perf_counter() - start
+        print(f"whole CLI, --precision {precision}: {seconds:.2f} s  official/ours {OFFICIAL['cli'] / seconds:4.2f}x")
+
+
 def main() -> None:
-    global CODEC
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--sizes", default="768x512", help="comma-separated WIDTHxHEIGHT, e.g. 768x512,2048x1365")
+    parser.add_argument("--no-cli", action="store_true", help="skip the whole-CLI timing")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
@@ -59,47 +125,15 @@ def main() -> None:
         if checkpoint is None:
             torch.manual_seed(0)
             checkpoint = str(save_generator(load_model(None, config="crdr"), Path(tmp) / "crdr.safetensors"))
-        CODEC = Codec(load_model(checkpoint), device=args.device)
-        image = read_image(IMAGE)
-        megapixels = image.shape[-1] * image.shape[-2] / 1e6
-        print(f"device {args.device}, {args.threads} thread(s), {IMAGE.name} {image.shape[-1]}x{image.shape[-2]}")
-        for q in (0.0, 4.0):
-            CODEC.synthesis_dtype = None
-            data = CODEC.compress(image, q)
-            reference = CODEC.decompress(data, 2.56)
-            for label, dtype, fn in (
-                ("compress", None, lambda q=q: CODEC.compress(image, q)),
-                ("decompress", None, lambda d=data: CODEC.decompress(d, 2.56)),
-                ("decompress", torch.bfloat16, lambda d=data: CODEC.decompress(d, 2.56)),
-            ):
-                CODEC.synthesis_dtype = dtype
-                seconds, stages = timed(fn, args.repeats)
-                detail = ", ".join(f"{k} {v:.2f}" for k, v in stages.items())
-                name = label if dtype is None else f"{label} ({str(dtype).removeprefix('torch.')} synthesis)"
-                error = "" if dtype is None else f"; max |pixel - float32| {(fn() - reference).abs().max():.4f}"
-                print(
-                    f"q={q:g} {name:>10}: {seconds:6.2f} s  {megapixels / seconds:5.2f} MP/s  "
-                    f"official/ours {OFFICIAL[label] / seconds:4.2f}x  ({detail}); {len(data)} bytes{error}"
-                )
-        stream = Path(tmp) / "kodim23.crdr"
-        cli = [sys.executable, "-m", "crdr.cli.main"]
-        env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
-        start = time.perf_counter()
-        subprocess.run(
-            [*cli, "compress", str(IMAGE), "--checkpoint", checkpoint, "-q", "2", "-o", tmp],
-            check=True,
-            capture_output=True,
-            env=env,
-        )
-        subprocess.run(
-            [*cli, "decompress", str(stream), "--checkpoint", checkpoint, "--beta", "2.56", "-o", tmp],
-            check=True,
-            capture_output=True,
-            env=env,
-        )
-        cli_seconds = time.perf_counter() - start
-        ratio = OFFICIAL["cli"] / cli_seconds
-        print(f"whole CLI (load + compress, load + decompress): {cli_seconds:.2f} s  official/ours {ratio:4.2f}x")
+        model = load_model(checkpoint)
+        plain = Codec(model, device=args.device)
+        fast = Codec(model, device=args.device, synthesis_dtype=torch.bfloat16, encoder_dtype=torch.bfloat16)
+        print(f"device {args.device}, {args.threads} thread(s), {IMAGE.name}")
+        for size in args.sizes.split(","):
+            width, height = map(int, size.lower().split("x"))
+            bench_size(plain, fast, test_image(height, width), args.repeats)
+        if not args.no_cli:
+            bench_cli(checkpoint, args.threads, tmp)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 
@@ -12,6 +13,7 @@ from conftest import GOLDEN_TINY, tiny_model
 from crdr import load_model
 from crdr.codec import Bitstream, BitstreamError, Codec
 from crdr.codec.target_rate import compress_to_bpp
+from crdr.metrics.image import psnr_8bit
 from crdr.models.generator import bits
 
 CKPT = GOLDEN_TINY / "official_ckpt.pth"
@@ -20,6 +22,11 @@ CKPT = GOLDEN_TINY / "official_ckpt.pth"
 @pytest.fixture(scope="module")
 def codec():
     return Codec(load_model(CKPT))
+
+
+@pytest.fixture(scope="module")
+def fast_codec(codec):
+    return Codec(codec.model, encoder_dtype=torch.bfloat16)
 
 
 def _bytes(t: torch.Tensor) -> bytes:
@@ -88,16 +95,48 @@ def test_reduced_precision_synthesis_decodes_the_same_latents_to_nearby_pixels(c
     assert 0 < error.max() <= 3 / 255 and error.mean() <= 0.5 / 255
 
 
-def test_bitstreams_are_identical_across_processes(codec, kodak, tmp_path):
+@pytest.mark.parametrize("encoder_dtype", [None, torch.bfloat16])
+def test_bitstreams_are_identical_across_processes_and_thread_counts(codec, fast_codec, kodak, tmp_path, encoder_dtype):
     x = kodak[0][:, :, :70, :90]
     torch.save(x, tmp_path / "x.pt")
     script = (
-        "import sys, torch; from crdr import load_model; from crdr.codec import Codec;"
+        "import sys, torch; from crdr import load_model; from crdr.codec import Codec; torch.set_num_threads(2);"
         f"x = torch.load({str(tmp_path / 'x.pt')!r}, weights_only=True);"
-        f"sys.stdout.buffer.write(Codec(load_model({str(CKPT)!r})).compress(x, 1.75))"
+        f"codec = Codec(load_model({str(CKPT)!r}), encoder_dtype={encoder_dtype});"
+        "sys.stdout.buffer.write(codec.compress(x, 1.75))"
     )
     other = subprocess.run([sys.executable, "-c", script], capture_output=True, check=True).stdout
-    assert other == codec.compress(x, 1.75)
+    assert torch.get_num_threads() == 1  # conftest: one thread per test worker
+    assert other == (codec if encoder_dtype is None else fast_codec).compress(x, 1.75)
+
+
+def test_bfloat16_encoder_streams_decode_exactly_at_the_same_rate(codec, fast_codec, kodak):
+    x = kodak[1][:, :, 100:356, 200:456]
+    for q in (0.0, 2.0, 4.0):
+        data, reference = fast_codec.compress(x, q), codec.compress(x, q)
+        stream = Bitstream.from_bytes(data)
+        assert stream.bfloat16_context and data != reference
+        assert abs(len(data) - len(reference)) <= 0.01 * len(reference), (q, len(data), len(reference))
+        # any codec of the model decodes it (the flag, not the codec, picks the context-model path),
+        # and the symbols checksum in the file proves the symbols are the encoded ones
+        latents = codec.decode_latents(codec.parse(data))
+        assert torch.equal(latents, fast_codec.decode_latents(fast_codec.parse(data)))
+        quality, reference_quality = (psnr_8bit(x, codec.decompress(d, 0.0)) for d in (data, reference))
+        assert abs(quality - reference_quality) <= 0.1, (q, quality, reference_quality)
+
+
+def test_a_decoder_computing_other_entropy_parameters_fails_on_the_symbols_checksum(codec, fast_codec, kodak):
+    data = fast_codec.compress(kodak[2][:, :, 200:328, 300:428], 3.0)
+    stream = Bitstream.from_bytes(data)
+    # clearing the flag makes the decoder run its context model in float32: other means and scales
+    as_float32 = dataclasses.replace(stream, bfloat16_context=False).to_bytes()
+    with pytest.raises(BitstreamError, match="symbols checksum"):
+        codec.decompress(as_float32, 0.0)
+    wrong_sum = dataclasses.replace(stream, symbols_crc=stream.symbols_crc ^ 1).to_bytes()
+    with pytest.raises(BitstreamError, match="symbols checksum"):
+        codec.decompress(wrong_sum, 0.0)
+    with pytest.raises(ValueError, match="encoder_dtype"):
+        Codec(codec.model, encoder_dtype=torch.float16)
 
 
 def test_a_stream_from_another_model_is_refused(codec, kodak):

@@ -17,6 +17,8 @@ streams = st.builds(
     width=st.integers(1, 4096),
     q=st.one_of(st.none(), st.floats(0, 4, width=32)),
     strings=st.lists(st.binary(max_size=300), min_size=1, max_size=4).map(tuple),
+    symbols_crc=st.one_of(st.none(), st.integers(0, (1 << 32) - 1)),
+    bfloat16_context=st.booleans(),
 )
 
 

@@ -93,9 +93,13 @@ class AnalysisTransform(_StagedTransform):
         self.attn4 = NonLocalAttention(latent_channels)
         self._add_rate_control([channels] * 7 + [latent_channels] * 2, num_rate_levels)
 
-    def forward(self, x: Tensor, q: Tensor | None = None) -> Tensor:
-        """x in [-1, 1]; q: (1,) or (B,) quality levels when rate-controlled."""
-        return self._run_stages(x, q)
+    def forward(self, x: Tensor, q: Tensor | None = None, compute_dtype: torch.dtype | None = None) -> Tensor:
+        """x in [-1, 1]; q: (1,) or (B,) quality levels when rate-controlled.
+
+        ``compute_dtype`` (``torch.bfloat16``): every stage but the last runs under autocast, a fast
+        encoder (y moves by ~1e-2, so a few symbols change; the stream stays decodable).
+        """
+        return self._run_stages(x, q, compute_dtype=compute_dtype)
 
 
 class SynthesisTransform(_StagedTransform):
