@@ -1,15 +1,16 @@
-"""Stage-3 training-step throughput and peak memory at full width (the real module and Trainer).
+"""Training-step throughput and peak memory at full width (the real module and Trainer).
 
-Composes ``experiment=crdr_stage3`` (full-width CRDR, one GVAE discriminator per rate level,
-HRRGAN, LPIPS) and times ``--steps`` generator iterations of ``Trainer.fit`` on random 256x256
-crops of the bundled Kodak images after ``--warmup`` iterations. LPIPS runs on a random AlexNet
-backbone (same cost as the real one). Prints seconds per step, images per second, peak memory
-(CPU: process max RSS; CUDA: max allocated) and the ratio to the official code's figures
-(../shared/reference/official/BASELINE.md; 2-core CPU, batch 8: ~32 s per step, 8.2 GB peak).
-Each ``--variants`` entry (fp32, bf16, channels_last, fused, joined with +) runs in this process
-after the first, and its speed is printed as a ratio to the first (the fp32 eager baseline).
-Usage: python bench/train_step.py [--batch 8] [--steps 3] [--device cpu|cuda] [--threads N]
-       [--variants fp32,bf16,channels_last,bf16+channels_last]
+Composes ``--experiment`` (default ``crdr_stage3``: full-width CRDR, one GVAE discriminator per
+rate level, HRRGAN, LPIPS; ``crdr_stage1``: rate + distortion + LPIPS, no ICA) and times
+``--steps`` generator iterations of ``Trainer.fit`` on random 256x256 crops of the bundled Kodak
+images after ``--warmup`` iterations. LPIPS runs on a random AlexNet backbone (same cost as the
+real one). Prints seconds per step, images per second, peak memory (CPU: process max RSS; CUDA:
+max allocated) and the ratio to the official code's figures (../shared/reference/official/
+BASELINE.md; 2-core CPU, stage 3, batch 8: ~32 s per step, 8.2 GB peak). Each ``--variants``
+entry (fp32, bf16, channels_last, fused, compile, joined with +) runs in this process after the
+first, and its speed is printed as a ratio to the first (the fp32 eager baseline).
+Usage: python bench/train_step.py [--experiment crdr_stage3] [--batch 8] [--steps 3]
+       [--device cpu|cuda] [--threads N] [--variants fp32,bf16,channels_last,bf16+channels_last]
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ VARIANTS = {
     "bf16": ["trainer.precision=bf16-mixed"],
     "channels_last": ["module.channels_last=true"],
     "fused": ["optimizer.generator.fused=true", "optimizer.discriminator.fused=true"],
+    "compile": ["module.compile.enabled=true"],  # torch.compile (inductor); compiled during the warm-up
 }
 OFFICIAL_CPU_BATCH8_SECONDS = 32.0
 OFFICIAL_CPU_BATCH8_PEAK_GB = 8.2
@@ -69,7 +71,7 @@ def run_variant(args: argparse.Namespace, extra: list[str]) -> tuple[float, list
         for i in range(args.batch):  # enough files for one batch; crops are random each step
             (images / f"kodim{i}.png").symlink_to(kodak[i % len(kodak)])
         overrides = [
-            "experiment=crdr_stage3",
+            f"experiment={args.experiment}",
             "data=image_folder",
             f"data.train_dirs=[{images}]",
             f"data.batch_size={args.batch}",
@@ -106,6 +108,7 @@ def run_variant(args: argparse.Namespace, extra: list[str]) -> tuple[float, list
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--experiment", default="crdr_stage3", choices=["crdr_stage1", "crdr_stage2", "crdr_stage3"])
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=1)
@@ -122,12 +125,12 @@ def main() -> None:
         seconds, steps, peak = run_variant(args, extra)
         baseline = baseline or seconds
         print(
-            f"{name}: stage-3 step, full width, batch {args.batch}, 256x256, {args.device}, "
+            f"{name}: {args.experiment} step, full width, batch {args.batch}, 256x256, {args.device}, "
             f"{torch.get_num_threads()} thread(s): {seconds:.2f} s/step ({', '.join(f'{s:.2f}' for s in steps)}), "
             f"{args.batch / seconds:.2f} img/s, {memory} {peak:.2f} GiB; "
             f"speed vs first variant {baseline / seconds:.2f}x"
         )
-        if args.device == "cpu" and args.batch == 8:
+        if args.device == "cpu" and args.batch == 8 and args.experiment == "crdr_stage3":
             print(
                 f"  official (2-core CPU, batch 8): {OFFICIAL_CPU_BATCH8_SECONDS} s/step, "
                 f"{OFFICIAL_CPU_BATCH8_PEAK_GB} GB peak; official/ours {OFFICIAL_CPU_BATCH8_SECONDS / seconds:.2f}x"

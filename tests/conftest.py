@@ -94,7 +94,6 @@ TINY_TRAIN_OVERRIDES = [
     "data.crop_size=64",
     "data.batch_size=2",
     "trainer.max_steps=2",
-    "trainer.max_epochs=20",  # a bound even if every iteration were skipped
     "trainer.val_check_interval=2",
     "trainer.log_every_n_steps=1",
     "trainer.enable_progress_bar=false",

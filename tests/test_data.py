@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
+import logging
+import tarfile
 from pathlib import Path
 
 import hydra
@@ -13,7 +16,9 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 from crdr.io import ImageReadError, read_image, write_image
-from crdr.lit.data import ImageDataModule, ImageFolderDataset
+from crdr.lit.data import ImageDataModule, ImageFolderDataset, TarShardDataset
+from crdr.lit.sampling import ResumableShuffleSampler
+from crdr.lit.shards import write_tar_shards
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "tests" / "data"
@@ -182,9 +187,8 @@ def test_datamodule_batches(tree: Path) -> None:
     dm = ImageDataModule([str(tree)], val_dirs=[str(tree)], batch_size=3, crop_size=32, num_workers=0)
     assert dm.hparams.batch_size == 3 and dm.hparams.train_dirs == [str(tree)]
     dm.setup("fit")
-    train = list(dm.train_dataloader())
-    assert len(train) == 1  # 4 images, batch 3, drop_last
-    assert train[0].shape == (3, 3, 32, 32)
+    train = list(itertools.islice(dm.train_dataloader(), 5))  # endless: training counts iterations
+    assert all(batch.shape == (3, 3, 32, 32) for batch in train)
     val = list(dm.val_dataloader())
     assert [tuple(v.shape) for v in val] == [(1, 3, 96, 160), (1, 3, 100, 150), (1, 3, 128, 128), (1, 3, 120, 90)]
     again = list(dm.val_dataloader())
@@ -208,13 +212,19 @@ def test_datamodule_too_few_images(tree: Path) -> None:
         dm.train_dataloader()
 
 
-def test_datamodule_workers_are_reproducible(tree: Path) -> None:
-    def first_batch() -> torch.Tensor:
-        seed_everything(5, workers=True)
-        dm = ImageDataModule([str(tree)], batch_size=2, crop_size=32, num_workers=1)
-        return next(iter(dm.train_dataloader()))
+def test_the_training_stream_depends_on_the_seed_only(tree: Path) -> None:
+    def batches(workers: int, seed: int = 5, start: int = 0) -> list[torch.Tensor]:
+        dm = ImageDataModule([str(tree)], batch_size=2, crop_size=32, num_workers=workers, seed=seed)
+        dm.train_batches_consumed = start
+        return list(itertools.islice(dm.train_dataloader(), 6 - start))
 
-    assert torch.equal(first_batch(), first_batch())
+    seed_everything(1)
+    reference = batches(0)
+    torch.rand(100)  # the global RNG plays no part
+    assert all(torch.equal(a, b) for a, b in zip(reference, batches(2), strict=True))  # nor do the workers
+    assert all(torch.equal(a, b) for a, b in zip(reference[4:], batches(0, start=4), strict=True))  # resume
+    assert not torch.equal(reference[0], batches(0, seed=6)[0])
+    assert not torch.equal(reference[0], reference[2])  # epoch 2 (4 images, batch 2): new crops
     persistent = ImageDataModule([str(tree)], batch_size=2, num_workers=1, persistent_workers=True)
     assert persistent.train_dataloader().persistent_workers
     assert (
@@ -252,3 +262,90 @@ def test_openimages_config_layout(tmp_path: Path) -> None:
     dm.setup()
     assert len(dm.train_dataset) == 10 and len(dm.val_dataset) == 1
     assert next(iter(dm.train_dataloader())).shape == (8, 3, 256, 256)
+
+
+@pytest.mark.parametrize("world_size", [2, 3])
+def test_ranks_share_out_the_batches_of_one_process(world_size: int) -> None:
+    def take(sampler: ResumableShuffleSampler, n: int) -> list[tuple[int, int]]:
+        return list(itertools.islice(sampler, n))
+
+    per_rank, steps = 2, 7
+    alone = take(ResumableShuffleSampler(5, per_rank * world_size, seed=3), per_rank * world_size * steps)
+    ranks = [take(ResumableShuffleSampler(5, per_rank, 3, r, world_size), per_rank * steps) for r in range(world_size)]
+    for step in range(steps):
+        together = [item for rank in ranks for item in rank[step * per_rank : (step + 1) * per_rank]]
+        assert together == alone[step * per_rank * world_size : (step + 1) * per_rank * world_size]
+    resumed = take(ResumableShuffleSampler(5, per_rank, 3, 1, world_size, start_batch=4), per_rank)
+    assert resumed == ranks[1][4 * per_rank : 5 * per_rank]
+    indexes = [index for index, _ in alone]
+    for epoch in range(len(indexes) // 5):  # every epoch is a permutation of the 5 items
+        assert sorted(indexes[epoch * 5 : (epoch + 1) * 5]) == list(range(5))
+    assert len({seed for _, seed in alone}) == len(alone)  # every position its own augmentation
+
+
+def test_tar_shards_give_the_same_crops_as_the_image_folder(tree: Path, tmp_path: Path) -> None:
+    folder = ImageFolderDataset([tree], crop_size=64)
+    shards = write_tar_shards(folder.files, tmp_path / "shards", images_per_shard=3)
+    assert [p.name for p in shards] == ["shard-000000.tar", "shard-000001.tar"]
+    (tmp_path / "shards" / "notes.txt").write_text("ignored: not a .tar")
+    dataset = TarShardDataset([str(tmp_path / "shards")], crop_size=64)
+    assert len(dataset) == len(folder) == 4
+    for index in range(4):
+        assert torch.equal(dataset[(index, 1234 + index)], folder[(index, 1234 + index)])
+    whole = TarShardDataset([str(tmp_path / "shards" / "shard-*.tar")], crop_size=None, horizontal_flip=False)
+    assert torch.equal(whole[3], read_image(folder.files[3])[0])
+
+    def stream(workers: int) -> list[torch.Tensor]:
+        dm = ImageDataModule(train_shards=[str(tmp_path / "shards")], batch_size=2, crop_size=32, num_workers=workers)
+        return list(itertools.islice(dm.train_dataloader(), 4))
+
+    assert all(torch.equal(a, b) for a, b in zip(stream(0), stream(2), strict=True))  # workers open their own files
+
+
+def test_bad_tar_shards_are_clear_errors(tree: Path, tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=r"no such file, folder of \.tar files or matching pattern"):
+        TarShardDataset([str(tmp_path / "missing-*.tar")])
+    compressed = tmp_path / "images.tar.gz"
+    with tarfile.open(compressed, "w:gz") as tar:
+        tar.add(tree / "a.png", arcname="a.png")
+    with pytest.raises(ImageReadError, match="not an uncompressed tar file"):
+        TarShardDataset([str(compressed)])
+    fake = tmp_path / "fake.jpg"
+    fake.write_text("not a JPEG")
+    shard = write_tar_shards([tree / "a.png", tree / "notes.txt", fake], tmp_path / "shards")[0]
+    dataset = TarShardDataset([str(shard)], crop_size=None)
+    assert len(dataset) == 2  # notes.txt is not an image member
+    with pytest.raises(ImageReadError, match=r"shard-000000\.tar:000000002\.jpg: not a readable image"):
+        dataset[1]
+    truncated = tmp_path / "truncated.tar"
+    truncated.write_bytes(shard.read_bytes()[:1200])  # header and the start of a.png
+    with pytest.raises(ImageReadError, match="truncated"):
+        TarShardDataset([str(truncated)])[0]
+    with pytest.raises(ValueError, match="exactly one of train_dirs"):
+        ImageDataModule([str(tree)], train_shards=[str(shard)])
+    with pytest.raises(ValueError, match="skip"):
+        TarShardDataset([str(shard)], small_images="skip")
+
+
+def test_unreadable_training_images_are_logged_once_and_replaced(tree: Path, caplog) -> None:
+    broken = tree / "sub" / "broken.png"
+    broken.write_bytes((tree / "a.png").read_bytes()[:100])  # a truncated PNG
+    strict = ImageFolderDataset([tree], crop_size=32)
+    index = strict.files.index(broken)
+    with pytest.raises(ImageReadError, match=r"broken\.png"):
+        strict[(index, 7)]
+    lenient = ImageFolderDataset([tree], crop_size=32, skip_unreadable=True)
+    assert torch.equal(lenient[(index, 7)], strict[((index + 1) % len(strict), 7)])  # the next image, same crop
+    dm = ImageDataModule([str(tree)], batch_size=2, crop_size=32, num_workers=0)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="crdr.lit.data"):
+        batches = list(itertools.islice(dm.train_dataloader(), 10))  # 4 epochs of the 5 files
+    assert all(batch.shape == (2, 3, 32, 32) for batch in batches)
+    assert caplog.text.count("broken.png") == 1
+
+
+def test_a_folder_of_unreadable_training_images_is_an_error(tmp_path: Path) -> None:
+    for name in ("a.png", "b.jpg"):
+        (tmp_path / name).write_bytes(b"not an image")
+    with pytest.raises(ImageReadError, match="2 training images in a row from index 1 are unreadable"):
+        ImageFolderDataset([tmp_path], crop_size=32, skip_unreadable=True)[1]

@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import ROOT, tiny_train_overrides, train_config
+from conftest import KODAK, ROOT, tiny_train_overrides, train_config
 from crdr import load_model
 from crdr.config import config_dir
 from crdr.io import write_image
+from crdr.lit.shards import write_tar_shards
 from crdr.train import build_datamodule, build_module, build_trainer, run
 
 DISCRIMINATORS = sorted(p.stem for p in (config_dir() / "discriminator").glob("*.yaml"))
@@ -79,7 +80,7 @@ def test_stage3_iteration_steps_generator_discriminator_aux_and_schedulers(tmp_p
 
 
 def test_a_non_finite_loss_skips_the_whole_iteration(tmp_path):
-    cfg = train_config(tmp_path, ["trainer.max_steps=1", "trainer.max_epochs=3"])
+    cfg = train_config(tmp_path, ["trainer.max_steps=1"])
     state = {}
 
     def spy(module):
@@ -101,16 +102,18 @@ def test_a_non_finite_loss_skips_the_whole_iteration(tmp_path):
     assert trainer.callback_metrics["train/skipped_steps"] == 2
 
 
-def test_skipped_iterations_change_nothing(tmp_path):
-    cfg = train_config(tmp_path, ["trainer.max_steps=1", "trainer.max_epochs=2"])
+def test_skipped_iterations_change_nothing_and_too_many_in_a_row_abort(tmp_path):
+    cfg = train_config(tmp_path, ["trainer.max_steps=1", "module.max_consecutive_skips=3"])
     state = {}
 
     def spy(module):
-        state["before"] = _snapshot(module)
+        state["module"], state["before"] = module, _snapshot(module)
         module.distortion_loss = lambda x, x_hat: torch.tensor(float("inf"))
 
-    module, trainer = _fit(cfg, spy)
-    assert trainer.global_step == 0 and int(module.skipped_steps) == 2
+    with pytest.raises(RuntimeError, match=r"3 iterations in a row had a non-finite loss .* training diverged"):
+        _fit(cfg, spy)
+    module = state["module"]
+    assert module.global_step == 0 and int(module.skipped_steps) == 3
     assert not _changed(state["before"], module)
     assert all(not opt.optimizer.state for opt in module.optimizers())
 
@@ -360,8 +363,9 @@ def test_ddp_on_two_cpu_processes_equals_one_process_with_the_same_global_batch(
         ["trainer.precision=bf16-mixed"],
         ["module.channels_last=true"],
         ["optimizer.generator.fused=true", "optimizer.discriminator.fused=true"],
+        ["module.compile.enabled=true", "module.compile.backend=aot_eager"],  # inductor: a C++ compiler
     ],
-    ids=["bf16_autocast", "channels_last", "fused_adam"],
+    ids=["bf16_autocast", "channels_last", "fused_adam", "torch_compile"],
 )
 def test_speed_switches_train_on_cpu(tmp_path, switch):
     cfg = train_config(tmp_path, [*switch, "trainer.max_steps=2", "trainer.val_check_interval=1000"])
@@ -391,5 +395,22 @@ def test_speed_switches_train_on_cpu(tmp_path, switch):
     if "module.channels_last=true" in switch:
         conv = module.generator.decoder.conv1.weight
         assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+    if "module.compile.enabled=true" in switch:
+        assert all(part._compiled_call_impl is not None for part in module.networks_to_compile())
+        assert module.discriminator in module.networks_to_compile()
     bf16 = "trainer.precision=bf16-mixed" in switch
     assert state["conv_dtypes"] == ({torch.bfloat16} if bf16 else {torch.float32})
+
+
+def test_training_from_tar_shards_sees_the_batches_of_the_image_folder(tmp_path):
+    shards = write_tar_shards(KODAK, tmp_path / "shards", images_per_shard=2)
+    sources = {"folder": [], "shards": ["data.train_dirs=null", f"+data.train_shards=[{shards[0].parent}]"]}
+    batches = {}
+    for label, data in sources.items():
+        cfg = train_config(tmp_path / label, [*data, "trainer.max_steps=2", "trainer.val_check_interval=1000"])
+        state = {}
+        _, trainer = _fit(cfg, lambda m, state=state: state.setdefault("batches", _record_batches(m)))
+        assert trainer.global_step == 2
+        batches[label] = state["batches"]
+    assert len(batches["shards"]) == 2
+    assert all(torch.equal(a, b) for a, b in zip(batches["folder"], batches["shards"], strict=True))

@@ -17,6 +17,7 @@ import hydra
 import lightning as L
 from hydra.utils import get_class, instantiate
 from lightning.pytorch.loggers import WandbLogger
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
 from crdr.checkpoints import save_generator
@@ -27,6 +28,9 @@ from crdr.tracking import wandb_has_credentials
 
 log = logging.getLogger("crdr.train")
 
+#: Exit status of a run stopped by SIGTERM (or SIGUSR2) after saving last.ckpt (128 + 15, as for SIGTERM).
+STOPPED_EXIT_CODE = 143
+
 #: Lightning warnings that describe intended behaviour here: LPIPS is frozen in eval mode, checkpoints
 #: are taken after the iteration's updates, tiny datasets have fewer batches than the log interval.
 EXPECTED_WARNINGS = (
@@ -34,6 +38,7 @@ EXPECTED_WARNINGS = (
     r"Using ModelCheckpoint with manual optimization",
     r"The number of training batches \(\d+\) is smaller than the logging interval",
     r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+    r"Checkpoint directory .* exists and is not empty",  # config.yaml is there; stale checkpoints: see run()
 )
 
 
@@ -62,8 +67,9 @@ def build_loggers(cfg: DictConfig) -> list:
 
 
 def build_datamodule(cfg: DictConfig) -> L.LightningDataModule:
-    """``cfg.data`` with plain containers (Lightning checkpoints its hyper-parameters; tensors and primitives only)."""
-    return instantiate(cfg.data, _convert_="all")
+    """``cfg.data`` with plain containers (Lightning checkpoints its hyper-parameters; tensors and primitives
+    only); the run's ``seed`` also seeds the training stream (sample order, crops, flips)."""
+    return instantiate(cfg.data, seed=cfg.seed, _convert_="all")
 
 
 def build_trainer(cfg: DictConfig) -> L.Trainer:
@@ -73,20 +79,38 @@ def build_trainer(cfg: DictConfig) -> L.Trainer:
     return instantiate(cfg.trainer, logger=build_loggers(cfg), callbacks=callbacks)
 
 
+def resume_path(ckpt_path: str | None, output_dir: Path) -> str | None:
+    """``ckpt_path`` as Lightning takes it: "last" is <output_dir>/checkpoints/last.ckpt (which must
+    exist), "auto" is that file when it exists and a fresh start otherwise (requeued jobs)."""
+    if ckpt_path not in ("last", "auto"):
+        return ckpt_path
+    last = output_dir / "checkpoints" / "last.ckpt"
+    if last.is_file():
+        log.info("resuming from %s", last)
+        return str(last)
+    if ckpt_path == "last":
+        raise FileNotFoundError(f"ckpt_path=last: {last} does not exist (nothing to resume in this output dir)")
+    return None
+
+
 def run(cfg: DictConfig) -> dict[str, float]:
     """Trains as configured; returns the last logged metrics (floats)."""
     L.seed_everything(cfg.seed, workers=True)
     output_dir = Path(cfg.paths.output_dir)
+    ckpt_path = resume_path(cfg.get("ckpt_path"), output_dir)
+    if ckpt_path is None and any((output_dir / "checkpoints").glob("*.ckpt")):
+        log.warning("%s already holds checkpoints of another run; resume it with ckpt_path=last", output_dir)
     resolved = OmegaConf.to_yaml(cfg, resolve=True)
     for path in (output_dir / "config.yaml", output_dir / "checkpoints" / "config.yaml"):
         write_text_atomic(path, resolved)
     datamodule = build_datamodule(cfg)
     module = build_module(cfg)
     trainer = build_trainer(cfg)
-    ckpt_path = cfg.get("ckpt_path")
-    if ckpt_path == "last":
-        ckpt_path = str(output_dir / "checkpoints" / "last.ckpt")
-    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    except SIGTERMException:
+        log.warning("stopped by a signal at step %d; resume with ckpt_path=last", trainer.global_step)
+        raise SystemExit(STOPPED_EXIT_CODE) from None
     if any(isinstance(logger, WandbLogger) for logger in trainer.loggers):
         import wandb
 

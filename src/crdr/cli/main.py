@@ -1,4 +1,4 @@
-"""``crdr``: the command-line tool (compress, decompress, reconstruct, evaluate, plot)."""
+"""``crdr``: the command-line tool (compress, decompress, reconstruct, evaluate, plot, shard)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from crdr.checkpoints import CheckpointError
-from crdr.cli import codec_commands, plot, reconstruct
+from crdr.cli import codec_commands, plot, reconstruct, shard
 from crdr.config import ConfigError
 from crdr.io import ImageReadError
 
@@ -20,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     codec_commands.add_parsers(commands)
     reconstruct.add_parser(commands)
     plot.add_parsers(commands)
+    shard.add_parser(commands)
     commands.add_parser("evaluate", help="q x beta grid of metrics (Hydra overrides: crdr evaluate --help)")
     return parser
 

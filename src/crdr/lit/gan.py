@@ -41,6 +41,9 @@ class GanModule(RateDistortionModule):
             use_channels_last(self.discriminator)
         self.gan_loss = instantiate(gan_loss)
 
+    def networks_to_compile(self) -> list[nn.Module]:
+        return super().networks_to_compile() + ([self.discriminator] if self.discriminator is not None else [])
+
     def configure_optimizers(self):
         optimizers, schedulers = super().configure_optimizers()
         if self.discriminator is not None:

@@ -30,7 +30,8 @@ class RateDistortionModule(LightningModule):
     (the aux and discriminator steps bypass Lightning's step counter), so ``max_steps``, LR
     milestones and ``step`` mean generator iterations. A loss that is not finite or exceeds
     ``max_loss`` skips the whole iteration (no parameter, optimizer or scheduler changes) and is
-    counted in ``skipped_steps`` and logged as ``train/skipped_steps``.
+    counted in ``skipped_steps`` and logged as ``train/skipped_steps``; under DDP every rank skips
+    when any rank's loss is bad. ``max_consecutive_skips`` bad iterations in a row abort the run.
     """
 
     def __init__(
@@ -44,9 +45,11 @@ class RateDistortionModule(LightningModule):
         beta_schedule: dict[str, Any] | None = None,
         init_from: str | None = None,
         max_loss: float = 1e4,
+        max_consecutive_skips: int = 100,
         seed: int = 0,
         validation: dict[str, Any] | None = None,
         channels_last: bool = False,
+        compile: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -67,7 +70,28 @@ class RateDistortionModule(LightningModule):
             raise ValueError("give a beta_schedule exactly when the model's decoder is beta-conditioned")
         self.validation_grid = dict(validation or {})
         self.register_buffer("skipped_steps", torch.zeros((), dtype=torch.long))
+        self._consecutive_skips = 0
         self._rng = torch.Generator()
+
+    # -- torch.compile ------------------------------------------------------------------------
+    def networks_to_compile(self) -> list[torch.nn.Module]:
+        """The convolutional networks ``compile.enabled`` compiles (not the entropy models, which
+        run CompressAI code with data-dependent Python control flow)."""
+        g = self.generator
+        parts = [g.encoder, g.decoder, g.hyperencoder, g.hyperdecoder]
+        cm = g.context_model
+        if cm is not None:
+            parts += [*cm.mean_slice_transforms, *cm.scale_slice_transforms, *cm.lrp_slice_transforms]
+        return parts
+
+    def configure_model(self) -> None:
+        """``compile: {enabled: true, backend: ..., mode: ...}``: ``nn.Module.compile`` (in place: the
+        state-dict keys do not change) on ``networks_to_compile()``; compiled on first use."""
+        options = dict(self.hparams.compile or {})
+        if not options.pop("enabled", False):
+            return
+        for part in self.networks_to_compile():
+            part.compile(**{k: v for k, v in options.items() if v is not None})
 
     # -- optimizers --------------------------------------------------------------------------
     def configure_optimizers(self):
@@ -137,10 +161,21 @@ class RateDistortionModule(LightningModule):
 
     def _trainable(self, loss: Tensor) -> bool:
         value = loss.detach()
-        if bool(torch.isfinite(value)) and float(value) <= self.hparams.max_loss:
+        bad = torch.logical_not(torch.isfinite(value) & (value <= self.hparams.max_loss)).float().reshape(1)
+        if self._trainer is not None and self.trainer.world_size > 1:
+            bad = self.trainer.strategy.reduce(bad, reduce_op="sum")  # one rank's bad loss skips every rank
+        if not bad.item():
+            self._consecutive_skips = 0
             return True
         self.skipped_steps += 1
+        self._consecutive_skips += 1
         self.log("train/skipped_steps", self.skipped_steps.float(), on_step=True, reduce_fx="max")
+        if self._consecutive_skips >= self.hparams.max_consecutive_skips:
+            raise RuntimeError(
+                f"{self._consecutive_skips} iterations in a row had a non-finite loss or one above "
+                f"max_loss={self.hparams.max_loss} (last: {value.item():.4g}, step {self.global_step}); "
+                "training diverged: lower the learning rate or resume from an earlier checkpoint"
+            )
         return False
 
     def _generator_step(self, loss: Tensor) -> None:
@@ -149,7 +184,9 @@ class RateDistortionModule(LightningModule):
         self.manual_backward(loss)
         max_norm = self.hparams.optimizer.get("clip_grad_norm")
         if max_norm:
-            norm = torch.nn.utils.clip_grad_norm_(self.generator.parameters(), max_norm)
+            # this optimizer's parameters only: the quantiles still hold the previous aux step's gradient
+            params = [p for group in optimizer.param_groups for p in group["params"]]
+            norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
             self.log("train/grad_norm", norm, on_step=True)
         optimizer.step()
         self.lr_schedulers_list()[0].step()

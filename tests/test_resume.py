@@ -1,0 +1,138 @@
+"""Exact resume: a run stopped by SIGKILL, SIGTERM or SIGUSR2 continues with the losses of an uninterrupted run."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+from conftest import ROOT, tiny_train_overrides, train_config
+from crdr.lit.checkpoint_io import AtomicCheckpointIO
+from crdr.train import STOPPED_EXIT_CODE, build_datamodule, build_module, build_trainer
+
+MAX_STEPS = 6
+#: Checkpoints every 2 iterations (stepN.ckpt and last.ckpt); no validation; losses logged every step.
+RUN = [
+    f"trainer.max_steps={MAX_STEPS}",
+    "trainer.val_check_interval=1000",
+    "callbacks.checkpoint.every_n_train_steps=2",
+]
+
+
+def _command(run_dir: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "crdr.train", *tiny_train_overrides(), *RUN, f"hydra.run.dir={run_dir}", *extra]
+
+
+def _losses(run_dir: Path) -> dict[int, float]:
+    with open(run_dir / "csv" / "metrics.csv", newline="") as f:
+        return {int(r["step"]): float(r["train/loss"]) for r in csv.DictReader(f) if r.get("train/loss")}
+
+
+def _start_and_stop_after_first_checkpoint(run_dir: Path, sig: signal.Signals) -> int:
+    """Starts a run, sends ``sig`` once last.ckpt exists, returns the exit status."""
+    process = subprocess.Popen(_command(run_dir), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    last = run_dir / "checkpoints" / "last.ckpt"
+    deadline = time.monotonic() + 300
+    while not last.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(sig)
+    _, stderr = process.communicate(timeout=300)
+    assert last.exists(), stderr[-3000:]
+    return process.returncode
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory) -> dict[int, float]:
+    run_dir = tmp_path_factory.mktemp("uninterrupted")
+    result = subprocess.run(_command(run_dir), cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    losses = _losses(run_dir)
+    assert sorted(losses) == list(range(MAX_STEPS))
+    return losses
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM, signal.SIGUSR2], ids=["kill", "term", "usr2"])
+def test_a_stopped_run_resumes_with_the_uninterrupted_losses(tmp_path, uninterrupted, sig):
+    status = _start_and_stop_after_first_checkpoint(tmp_path, sig)
+    assert status == (-signal.SIGKILL if sig == signal.SIGKILL else STOPPED_EXIT_CODE)
+    stopped_at = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]
+    assert 2 <= stopped_at < MAX_STEPS
+    graceful = sig != signal.SIGKILL
+    if graceful:  # the iteration in flight finished, was logged and is in the checkpoint
+        assert max(_losses(tmp_path)) == stopped_at - 1
+
+    env = {**os.environ, "PYTHONHASHSEED": "1"}  # another process in every respect
+    result = subprocess.run(
+        _command(tmp_path, "ckpt_path=last"), cwd=ROOT, capture_output=True, text=True, timeout=600, env=env
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "resuming from" in result.stdout
+    losses = _losses(tmp_path)  # the CSV log continues the stopped run's (SIGKILL loses unflushed rows)
+    assert set(range(stopped_at, MAX_STEPS)) <= set(losses)
+    assert losses == {step: uninterrupted[step] for step in losses}  # bit for bit
+    if graceful:
+        assert sorted(losses) == list(range(MAX_STEPS))
+    assert (tmp_path / "generator.safetensors").exists()
+
+
+def test_resuming_from_a_missing_checkpoint_is_a_clear_error(tmp_path):
+    result = subprocess.run(_command(tmp_path, "ckpt_path=last"), cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0
+    assert "ckpt_path=last" in result.stderr and "does not exist" in result.stderr
+
+
+def test_a_stop_signal_saves_then_hands_over_to_the_handler_installed_before(tmp_path):
+    """submitit installs a SIGUSR2 handler that requeues the job; it must run after last.ckpt is saved."""
+    calls = []
+
+    def requeue(signum, frame):
+        calls.append((signum, last.exists()))
+
+    previous = signal.signal(signal.SIGUSR2, requeue)
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    try:
+        cfg = train_config(tmp_path, ["trainer.max_steps=4", "trainer.val_check_interval=1000"])
+        module, trainer = build_module(cfg), build_trainer(cfg)
+        step = module.training_step
+
+        def training_step(batch, batch_idx):
+            if batch_idx == 1:
+                os.kill(os.getpid(), signal.SIGUSR2)  # arrives in the middle of the iteration
+            return step(batch, batch_idx)
+
+        module.training_step = training_step
+        with pytest.raises(SIGTERMException):
+            trainer.fit(module, datamodule=build_datamodule(cfg))
+        assert calls == [(signal.SIGUSR2, True)]
+        assert torch.load(last, weights_only=True)["global_step"] == 2  # the interrupted iteration finished
+        assert signal.getsignal(signal.SIGUSR2) is requeue  # the handler from before is back
+    finally:
+        signal.signal(signal.SIGUSR2, previous)
+
+
+def test_a_failed_checkpoint_write_leaves_the_previous_one_intact(tmp_path, monkeypatch):
+    cfg = train_config(tmp_path, ["trainer.max_steps=2", "trainer.val_check_interval=1000"])
+    trainer = build_trainer(cfg)
+    assert isinstance(trainer.strategy.checkpoint_io, AtomicCheckpointIO)
+    trainer.fit(build_module(cfg), datamodule=build_datamodule(cfg))
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    before = last.read_bytes()
+
+    def disk_full(obj, f, *args, **kwargs):
+        Path(f).write_bytes(before[: len(before) // 3])  # a partial write, then the error
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        trainer.save_checkpoint(last)
+    assert last.read_bytes() == before  # the previous checkpoint is untouched
+    assert [p.name for p in last.parent.iterdir()] == ["last.ckpt"]  # no temporary file left behind
