@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import csv
 
-from conftest import GOLDEN_TINY, tiny_model
+from conftest import GOLDEN_TINY, KODAK, tiny_model
 from crdr import load_model, save_generator
 from crdr.cli.main import main
+from crdr.codec import Bitstream
 from crdr.io import read_image
 from crdr.io import write_image as save_png
 
@@ -63,6 +64,15 @@ def test_compress_then_decompress_at_three_betas_with_both_checkpoint_formats(tm
     )
     error = (read_image(fast / "img1.png") - read_image(tmp_path / "rec_ours" / "img1_beta2.56.png")).abs()
     assert 0 < error.max() <= 3 / 255
+    bf16_out, bf16_rec = tmp_path / "out_bf16", tmp_path / "rec_from_bf16"
+    argv = ["compress", str(images), "--checkpoint", ours, "-q", "2", "--precision", "bfloat16", "-o", str(bf16_out)]
+    assert main(argv) == 0
+    data = (bf16_out / "img1.crdr").read_bytes()
+    assert Bitstream.from_bytes(data).bfloat16_context
+    float32_size = (tmp_path / "out_ours" / "img1.crdr").stat().st_size
+    assert abs(len(data) - float32_size) <= 0.01 * float32_size + 4
+    assert main(["decompress", str(bf16_out / "img1.crdr"), "--checkpoint", ours, "-o", str(bf16_rec)]) == 0
+    assert read_image(bf16_rec / "img1.png").shape == (1, 3, 50, 72)
 
 
 def test_decompress_with_the_wrong_checkpoint_is_a_one_line_error(tmp_path, kodak, capsys):
@@ -85,6 +95,16 @@ def test_decompress_with_the_wrong_checkpoint_is_a_one_line_error(tmp_path, koda
     )
     other = save_generator(tiny_model("crdr", seed=9), tmp_path / "other.safetensors")
     capsys.readouterr()
-    assert main(["decompress", str(tmp_path / "a.crdr"), "--checkpoint", str(other), "-o", str(tmp_path / "r")]) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0 and "another model" in err
+    assert main(["decompress", str(tmp_path / "a.crdr"), "--checkpoint", str(other), "-o", str(tmp_path / "r")]) == 1
+    captured = capsys.readouterr()
+    err = captured.err.strip()
+    assert err.count("\n") == 0 and "skipped" in err and "another model" in err
+    assert "decoded 0 of 1 file(s)" in captured.out and not list((tmp_path / "r").glob("*.png"))
+
+
+def test_shard_packs_a_folder_into_tar_shards(tmp_path, capsys):
+    assert main(["shard", str(KODAK[0].parent), "-o", str(tmp_path), "--images-per-shard", "2"]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["shard-000000.tar", "shard-000001.tar"]
+    assert "packed 3 image(s) into 2 shard(s)" in capsys.readouterr().out
+    assert main(["shard", str(tmp_path), "-o", str(tmp_path / "none")]) == 2  # no images there: a clear error
+    assert "no .png/.jpg/.jpeg files" in capsys.readouterr().err

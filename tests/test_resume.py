@@ -16,6 +16,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from conftest import ROOT, tiny_train_overrides, train_config
 from crdr.lit.checkpoint_io import AtomicCheckpointIO
+from crdr.lit.csv_logger import ContinuingExperimentWriter
 from crdr.train import STOPPED_EXIT_CODE, build_datamodule, build_module, build_trainer
 
 MAX_STEPS = 6
@@ -86,8 +87,9 @@ def test_a_stopped_run_resumes_with_the_uninterrupted_losses(tmp_path, uninterru
 
 def test_resuming_from_a_missing_checkpoint_is_a_clear_error(tmp_path):
     result = subprocess.run(_command(tmp_path, "ckpt_path=last"), cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert result.returncode != 0
-    assert "ckpt_path=last" in result.stderr and "does not exist" in result.stderr
+    output = result.stdout + result.stderr
+    assert result.returncode == 2 and "Traceback" not in output
+    assert "ckpt_path=last" in output and "does not exist" in output
 
 
 def test_a_stop_signal_saves_then_hands_over_to_the_handler_installed_before(tmp_path):
@@ -136,3 +138,18 @@ def test_a_failed_checkpoint_write_leaves_the_previous_one_intact(tmp_path, monk
         trainer.save_checkpoint(last)
     assert last.read_bytes() == before  # the previous checkpoint is untouched
     assert [p.name for p in last.parent.iterdir()] == ["last.ckpt"]  # no temporary file left behind
+
+
+def test_the_csv_log_continues_the_stopped_runs_rows_up_to_the_resumed_step(tmp_path):
+    log = tmp_path / "metrics.csv"
+    log.write_text("epoch,step,train/loss\n0,0,5.0\n0,1,4.0\n0,2,3.0\n0,3,2.")  # killed in the middle of a line
+    writer = ContinuingExperimentWriter(str(tmp_path))
+    writer.log_metrics({"train/loss": 3.5, "train/bpp": 0.25}, step=2)  # resumed from the step-2 checkpoint
+    writer.save()
+    with open(log, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["step"], r["train/loss"], r["train/bpp"]) for r in rows] == [
+        ("0", "5.0", ""),
+        ("1", "4.0", ""),
+        ("2", "3.5", "0.25"),
+    ]

@@ -414,3 +414,18 @@ def test_training_from_tar_shards_sees_the_batches_of_the_image_folder(tmp_path)
         batches[label] = state["batches"]
     assert len(batches["shards"]) == 2
     assert all(torch.equal(a, b) for a, b in zip(batches["folder"], batches["shards"], strict=True))
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("+module.mistyped=1", "unknown key(s) ['mistyped'] for GanModule"),
+        ("data=openimages", "Missing mandatory value: data.root"),
+        ("data.train_dirs=[/no/such/folder]", "image root /no/such/folder: no such file or directory"),
+    ],
+)
+def test_config_mistakes_are_reported_on_one_line(tmp_path, override, message):
+    command = [sys.executable, "-m", "crdr.train", *tiny_train_overrides(), override, f"hydra.run.dir={tmp_path}"]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    output = result.stdout + result.stderr
+    assert result.returncode == 2 and message in output and "Traceback" not in output, output[-2000:]

@@ -58,6 +58,18 @@ def write_csv_atomic(path: PathLike, header: Sequence[str], rows: Sequence[Seque
     return write_text_atomic(path, buffer.getvalue())
 
 
+def writable_dir(path: PathLike) -> Path:
+    """Creates ``path`` if needed and checks that files can be written in it (before any work is done)."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as err:
+        raise OSError(f"cannot write to the output folder {path}: {err.strerror or err}") from None
+    return path
+
+
 def expand_paths(inputs: Sequence[PathLike], suffixes: Sequence[str]) -> list[Path]:
     """Files as given, and the files below folders (recursively, sorted) whose suffix is one of
     ``suffixes`` (case-insensitive). A missing path is a FileNotFoundError."""

@@ -8,6 +8,7 @@ their ``.crdr`` streams and decoded PNGs under ``demo/``.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import warnings
 from pathlib import Path
@@ -15,18 +16,30 @@ from typing import Any
 
 import hydra
 import lightning as L
+from hydra.errors import InstantiationException
 from hydra.utils import get_class, instantiate
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import InterpolationToMissingValueError, MissingMandatoryValue
 
 from crdr.checkpoints import save_generator
-from crdr.config import config_dir
+from crdr.config import ConfigError, config_dir
 from crdr.files import atomic_path, expand_paths, write_text_atomic
-from crdr.io import IMAGE_SUFFIXES, read_image, write_image
+from crdr.io import IMAGE_SUFFIXES, ImageReadError, read_image, write_image
 from crdr.tracking import wandb_has_credentials
 
 log = logging.getLogger("crdr.train")
+
+#: Mistakes in the configuration or the inputs: one line in the log and exit status 2, no traceback.
+USER_ERRORS = (
+    ConfigError,
+    InstantiationException,
+    MissingMandatoryValue,
+    InterpolationToMissingValueError,
+    FileNotFoundError,
+    ImageReadError,
+)
 
 #: Exit status of a run stopped by SIGTERM (or SIGUSR2) after saving last.ckpt (128 + 15, as for SIGTERM).
 STOPPED_EXIT_CODE = 143
@@ -46,7 +59,24 @@ def build_module(cfg: DictConfig) -> L.LightningModule:
     """The LightningModule of ``cfg.module`` with plain-dict arguments (so checkpoints stay tensor-only)."""
     module_cfg: dict[str, Any] = OmegaConf.to_container(cfg.module, resolve=True, throw_on_missing=True)
     cls = get_class(module_cfg.pop("_target_"))
+    accepted = _init_keys(cls)
+    unknown = sorted(set(module_cfg) - accepted)
+    if unknown:
+        raise ConfigError(f"module: unknown key(s) {unknown} for {cls.__name__}; it takes {sorted(accepted)}")
     return cls(**module_cfg)
+
+
+def _init_keys(cls: type) -> set[str]:
+    """Keyword arguments ``cls(...)`` accepts, following ``**kwargs`` up the MRO."""
+    keys: set[str] = set()
+    for klass in cls.__mro__:
+        if "__init__" not in klass.__dict__:
+            continue
+        parameters = inspect.signature(klass.__dict__["__init__"]).parameters.values()
+        keys |= {p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)} - {"self"}
+        if not any(p.kind is p.VAR_KEYWORD for p in parameters):
+            break
+    return keys
 
 
 def build_loggers(cfg: DictConfig) -> list:
@@ -144,8 +174,17 @@ def compress_demo(generator, cfg: DictConfig, folder: Path) -> None:
         log.info("demo: %s -> %d bytes (%.3f bpp)", path.name, len(data), bpp)
 
 
+def run_reporting_user_errors(cfg: DictConfig) -> dict[str, float]:
+    """``run``, with configuration and input mistakes reported on one line (exit status 2)."""
+    try:
+        return run(cfg)
+    except USER_ERRORS as err:
+        log.error("%s: %s", type(err).__name__, err)
+        raise SystemExit(2) from None
+
+
 def main() -> None:
-    hydra.main(config_path=str(config_dir()), config_name="train", version_base="1.3")(run)()
+    hydra.main(config_path=str(config_dir()), config_name="train", version_base="1.3")(run_reporting_user_errors)()
 
 
 if __name__ == "__main__":

@@ -22,6 +22,8 @@ FINGERPRINT_BYTES = 16
 MAX_SIDE = 1 << 16
 MAX_PIXELS = 1 << 28
 MAX_STRINGS = 8
+#: No stream is larger: 2^28 pixels at 24 bits per pixel plus the container (readers check the file size first).
+MAX_STREAM_BYTES = MAX_PIXELS * 3 + (1 << 16)
 FLAG_HAS_Q = 0x01
 #: The encoder ran the context model's slice transforms under bfloat16 autocast; the decoder must too.
 FLAG_BFLOAT16_CONTEXT = 0x02

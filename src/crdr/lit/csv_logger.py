@@ -28,14 +28,21 @@ class ContinuingExperimentWriter(ExperimentWriter):
                 reader = csv.DictReader(f)
                 old_keys, rows = list(reader.fieldnames or []), list(reader)
             first_new = min((int(m["step"]) for m in self.metrics if "step" in m), default=None)
-            if first_new is not None:
-                rows = [r for r in rows if not r.get("step") or int(r["step"]) < first_new]
+            if first_new is not None:  # rows without a readable step (a line cut by a kill) go too
+                rows = [r for r in rows if (step := _step(r)) is not None and step < first_new]
             self.metrics_keys = sorted(set(old_keys) | set(self.metrics_keys))
             with self._fs.open(self.metrics_file_path, "w", newline="") as f:
                 writer = csv.DictWriter(f, fieldnames=self.metrics_keys)
                 writer.writeheader()
                 writer.writerows(rows)
         super().save()
+
+
+def _step(row: dict[str, str]) -> int | None:
+    try:
+        return int(row.get("step") or "")
+    except ValueError:
+        return None
 
 
 class ContinuingCsvLogger(CSVLogger):

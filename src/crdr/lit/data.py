@@ -70,6 +70,7 @@ class CroppedImages(Dataset[Tensor]):
     when ``random_crop=False``), horizontally flipped with probability 0.5 when ``horizontal_flip``.
     ``crop_size=None`` returns whole images (3, H, W). Images smaller than the crop are reflect-padded
     (``small_images="pad"``, the official behaviour) or bicubic-upsampled (``"upsample"``).
+    ``max_images`` keeps the first images of the source only.
     The key is an index (randomness from torch's global RNG) or ``(index, seed)`` (randomness from a
     generator seeded with ``seed``, as ``ResumableShuffleSampler`` yields). With ``skip_unreadable``
     (training), an unreadable image (corrupt, truncated, not an image) is logged once and replaced
@@ -83,7 +84,10 @@ class CroppedImages(Dataset[Tensor]):
         horizontal_flip: bool = True,
         random_crop: bool = True,
         skip_unreadable: bool = False,
+        max_images: int | None = None,
     ) -> None:
+        if max_images is not None and max_images <= 0:
+            raise ValueError(f"max_images must be positive or None, got {max_images}")
         if small_images not in SMALL_IMAGE_MODES:
             raise ValueError(f"small_images must be one of {SMALL_IMAGE_MODES}, got {small_images!r}")
         if crop_size is not None and crop_size <= 0:
@@ -93,6 +97,7 @@ class CroppedImages(Dataset[Tensor]):
         self.horizontal_flip = horizontal_flip
         self.random_crop = random_crop
         self.skip_unreadable = skip_unreadable
+        self.max_images = max_images
         self._reported: set[int] = set()
 
     def _read(self, index: int) -> Tensor:
@@ -154,9 +159,7 @@ class ImageFolderDataset(CroppedImages):
         random_crop: bool = True,
         skip_unreadable: bool = False,
     ) -> None:
-        super().__init__(crop_size, small_images, horizontal_flip, random_crop, skip_unreadable)
-        if max_images is not None and max_images <= 0:
-            raise ValueError(f"max_images must be positive or None, got {max_images}")
+        super().__init__(crop_size, small_images, horizontal_flip, random_crop, skip_unreadable, max_images)
         self.roots = [Path(r) for r in _as_list(roots)]
         if not self.roots:
             raise ValueError("no image roots given")
@@ -179,7 +182,7 @@ class ImageFolderDataset(CroppedImages):
             files = kept
         else:
             self.num_skipped = 0
-        self.files = files[:max_images] if max_images is not None else files
+        self.files = files[:max_images]
 
     def __len__(self) -> int:
         return len(self.files)
@@ -204,14 +207,13 @@ class TarShardDataset(CroppedImages):
         random_crop: bool = True,
         skip_unreadable: bool = False,
     ) -> None:
-        super().__init__(crop_size, small_images, horizontal_flip, random_crop, skip_unreadable)
+        super().__init__(crop_size, small_images, horizontal_flip, random_crop, skip_unreadable, max_images)
         if small_images == "skip":
             raise ValueError("small_images='skip' is not available for tar shards; use 'pad' or 'upsample'")
         self.reader = TarShardReader(_as_list(shards))
-        self.num_images = len(self.reader) if max_images is None else min(max_images, len(self.reader))
 
     def __len__(self) -> int:
-        return self.num_images
+        return len(self.reader) if self.max_images is None else min(self.max_images, len(self.reader))
 
     def _read(self, index: int) -> Tensor:
         return self.reader.read(index)
