@@ -97,25 +97,33 @@ def test_reduced_precision_synthesis_decodes_the_same_latents_to_nearby_pixels(c
 
 @pytest.mark.parametrize("encoder_dtype", [None, torch.bfloat16])
 def test_bitstreams_are_identical_across_processes_and_thread_counts(codec, fast_codec, kodak, tmp_path, encoder_dtype):
-    x = kodak[0][:, :, :70, :90]
+    """Another process with 2 threads writes the same bytes and decodes this process's stream to the same image."""
+    ours = codec if encoder_dtype is None else fast_codec
+    x = kodak[0]  # a whole image: small crops hide layout-dependent rounding (it happened, with crops passing)
+    data = ours.compress(x, 1.75)
     torch.save(x, tmp_path / "x.pt")
+    (tmp_path / "ours.crdr").write_bytes(data)
     script = (
-        "import sys, torch; from crdr import load_model; from crdr.codec import Codec; torch.set_num_threads(2);"
+        "import torch; from crdr import load_model; from crdr.codec import Codec; torch.set_num_threads(2);"
         f"x = torch.load({str(tmp_path / 'x.pt')!r}, weights_only=True);"
-        f"codec = Codec(load_model({str(CKPT)!r}), encoder_dtype={encoder_dtype});"
-        "sys.stdout.buffer.write(codec.compress(x, 1.75))"
+        f"model = load_model({str(CKPT)!r}); encoder = Codec(model, encoder_dtype={encoder_dtype});"
+        f"open({str(tmp_path / 'theirs.crdr')!r}, 'wb').write(encoder.compress(x, 1.75));"
+        f"data = open({str(tmp_path / 'ours.crdr')!r}, 'rb').read();"
+        f"torch.save(Codec(load_model({str(CKPT)!r})).decompress(data, 2.0), {str(tmp_path / 'decoded.pt')!r})"
     )
-    other = subprocess.run([sys.executable, "-c", script], capture_output=True, check=True).stdout
+    subprocess.run([sys.executable, "-c", script], capture_output=True, check=True)
     assert torch.get_num_threads() == 1  # conftest: one thread per test worker
-    assert other == (codec if encoder_dtype is None else fast_codec).compress(x, 1.75)
+    assert (tmp_path / "theirs.crdr").read_bytes() == data
+    assert torch.equal(torch.load(tmp_path / "decoded.pt", weights_only=True), codec.decompress(data, 2.0))
 
 
-def test_bfloat16_encoder_streams_decode_exactly_at_the_same_rate(codec, fast_codec, kodak):
-    x = kodak[1][:, :, 100:356, 200:456]
+@pytest.mark.parametrize("image_index", range(3))
+def test_bfloat16_encoder_streams_decode_exactly_at_the_same_rate(codec, fast_codec, kodak, image_index):
+    x = kodak[image_index]  # whole images (see above)
     for q in (0.0, 2.0, 4.0):
         data, reference = fast_codec.compress(x, q), codec.compress(x, q)
         stream = Bitstream.from_bytes(data)
-        assert stream.bfloat16_context and data != reference
+        assert stream.bfloat16_context
         assert abs(len(data) - len(reference)) <= 0.01 * len(reference), (q, len(data), len(reference))
         # any codec of the model decodes it (the flag, not the codec, picks the context-model path),
         # and the symbols checksum in the file proves the symbols are the encoded ones

@@ -141,6 +141,9 @@ class Codec:
         with self._stage("analysis"), self._reproducible():
             x = pad_to_multiple(image.to(self.device) * 2 - 1, model.stride)
             y = self._analysis(x, None if q_t is None else q_t.to(self.device), compute_dtype=self.encoder_dtype)
+            # the decoder's tensors are NCHW: a channels-last y (fast analysis) would make the entropy
+            # parameters' kernels, and so their rounding, differ between the two ends
+            y = y.contiguous()
         with self._stage("hyper"), self._reproducible():
             z = model.hyperencoder(y).cpu()
             y = y.cpu()
