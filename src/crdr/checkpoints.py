@@ -121,11 +121,7 @@ def check_fit(model: nn.Module, state_dict: dict[str, Tensor]) -> None:
     expected = {k: v for k, v in model.state_dict().items() if not is_dynamic_buffer(k)}
     missing = sorted(set(expected) - set(weights))
     unexpected = sorted(set(weights) - set(expected))
-    mismatched = [
-        f"{k}: file {tuple(weights[k].shape)} vs model {tuple(v.shape)}"
-        for k, v in expected.items()
-        if k in weights and weights[k].shape != v.shape
-    ]
+    mismatched = _shape_mismatches(weights, expected)
     if missing or unexpected or mismatched:
         parts = []
         if missing:
@@ -135,6 +131,15 @@ def check_fit(model: nn.Module, state_dict: dict[str, Tensor]) -> None:
         if mismatched:
             parts.append(f"{len(mismatched)} with other shapes (e.g. {'; '.join(mismatched[:3])})")
         raise CheckpointError("the checkpoint does not fit this model architecture: " + ", ".join(parts))
+
+
+def _shape_mismatches(weights: dict[str, Tensor], expected: dict[str, Tensor]) -> list[str]:
+    """ "name: file (shape) vs model (shape)" for every name in both whose shapes differ."""
+    return [
+        f"{k}: file {tuple(weights[k].shape)} vs model {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in weights and weights[k].shape != v.shape
+    ]
 
 
 def load_weights(model: nn.Module, state_dict: dict[str, Tensor]) -> None:
@@ -152,11 +157,7 @@ def load_matching_weights(model: nn.Module, state_dict: dict[str, Tensor]) -> li
     """
     own = {k: v for k, v in model.state_dict().items() if not is_dynamic_buffer(k)}
     common = {k: v for k, v in state_dict.items() if k in own}
-    mismatched = [
-        f"{k}: file {tuple(v.shape)} vs model {tuple(own[k].shape)}"
-        for k, v in common.items()
-        if v.shape != own[k].shape
-    ]
+    mismatched = _shape_mismatches(common, own)
     if mismatched:
         raise CheckpointError(f"{len(mismatched)} tensors have other shapes (e.g. {'; '.join(mismatched[:3])})")
     if not common:

@@ -59,6 +59,8 @@ def _decode(source: Path | io.BytesIO, name: str) -> Tensor:
         with Image.open(source) as img:
             img.load()
             array = _rgb8(ImageOps.exif_transpose(img), name)
+    except ImageReadError:
+        raise  # already names the file (an ImageReadError is also a ValueError, caught below)
     except _PIL_ERRORS as err:
         raise ImageReadError(f"{name}: not a readable image ({err})") from None
     return torch.from_numpy(array).permute(2, 0, 1)[None].float() / 255.0
