@@ -35,12 +35,12 @@ quickstart: setup
 		-q 0,2,4 --beta 0,5.12 -o $(QUICKSTART)/grid
 
 lint: setup
-	$(VENV)/bin/ruff check src tests bench fuzz
-	$(VENV)/bin/ruff format --check src tests bench fuzz
+	$(VENV)/bin/ruff check src tests bench fuzz experiments
+	$(VENV)/bin/ruff format --check src tests bench fuzz experiments
 
 format: setup
-	$(VENV)/bin/ruff check --fix src tests bench
-	$(VENV)/bin/ruff format src tests bench
+	$(VENV)/bin/ruff check --fix src tests bench fuzz experiments
+	$(VENV)/bin/ruff format src tests bench fuzz experiments
 
 bench: setup
 	$(PY) bench/forward.py

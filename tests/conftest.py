@@ -10,10 +10,12 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, open_dict
 
 from crdr.config import build_generator, compose_model_config, config_dir
 from crdr.io import read_image
+from crdr.recipes import TINY_MODEL_WIDTHS, lookup, override_value
+from crdr.recipes import tiny_train_overrides as recipe_tiny_overrides
 
 # One intra-op thread per xdist worker: OpenMP threads of several workers sharing the same cores
 # spin against each other and slow the suite down several-fold.
@@ -24,41 +26,12 @@ DATA = Path(__file__).parent / "data"
 GOLDEN_TINY = DATA / "golden_tiny"
 KODAK = sorted(DATA.glob("kodim*.png"))
 
-#: Overrides that shrink any conf/model config to the widths of the official golden_tiny model.
-TINY_OVERRIDES = {
-    "encoder.channels": 12,
-    "encoder.latent_channels": 20,
-    "encoder.mid_channels": 6,
-    "decoder.channels": 16,
-    "decoder.mid_channels": 8,
-    "decoder.beta_channels": 32,
-    "hyper_channels": 12,
-    "hyperencoder.conv1_out": 20,
-    "hyperencoder.conv2_out": 16,
-    "hyperdecoder.conv1_out": 12,
-    "hyperdecoder.conv2_out": 16,
-    "context_model.hidden": [10, 8],
-}
-
 
 def tiny_config(name: str = "crdr") -> dict:
-    """``conf/model/<name>.yaml`` composed with Hydra and shrunk to tiny widths."""
+    """``conf/model/<name>.yaml`` composed with Hydra and shrunk to tiny widths (those of golden_tiny)."""
     full = compose_model_config(name)
-    overrides = [f"{k}={_hydra_value(v)}" for k, v in TINY_OVERRIDES.items() if _lookup(full, k) is not None]
+    overrides = [f"{k}={override_value(v)}" for k, v in TINY_MODEL_WIDTHS.items() if lookup(full, k) is not None]
     return compose_model_config(name, overrides)
-
-
-def _lookup(cfg: dict, dotted: str):
-    node = cfg
-    for key in dotted.split("."):
-        if not isinstance(node, dict):
-            return None
-        node = node.get(key)
-    return node
-
-
-def _hydra_value(value) -> str:
-    return "[" + ",".join(map(str, value)) + "]" if isinstance(value, list) else str(value)
 
 
 def tiny_model(name: str = "crdr", seed: int = 0):
@@ -83,33 +56,11 @@ def golden() -> dict:
 
 ROOT = Path(__file__).resolve().parents[1]
 
-#: ``crdr-train`` overrides that shrink any experiment to tiny widths and one-second steps.
-TINY_TRAIN_OVERRIDES = [
-    "data=kodak",
-    f"data.train_dirs=[{DATA}]",
-    f"data.val_dirs=[{DATA}]",
-    "init_from=null",
-    "perceptual_loss.random_backbone=true",
-    "trainer.accelerator=cpu",
-    "data.crop_size=64",
-    "data.batch_size=2",
-    "trainer.max_steps=2",
-    "trainer.val_check_interval=2",
-    "trainer.log_every_n_steps=1",
-    "trainer.enable_progress_bar=false",
-    "demo_images=[]",
-]
-
 
 def tiny_train_overrides(experiment: str = "quickstart") -> list[str]:
-    """``crdr-train`` overrides that run ``experiment`` at tiny widths (model keys it lacks are left out)."""
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        full = compose("train", overrides=[f"experiment={experiment}"], return_hydra_config=True)
-    model = OmegaConf.to_container(full.model)
-    tiny = [f"model.{k}={_hydra_value(v)}" for k, v in TINY_OVERRIDES.items() if _lookup(model, k) is not None]
-    if full.get("discriminator", {}).get("channels") is not None:
-        tiny.append("discriminator.channels=4")
-    return [f"experiment={experiment}", *tiny, *TINY_TRAIN_OVERRIDES]
+    """``crdr-train`` overrides that run ``experiment`` from scratch at tiny widths on the bundled images."""
+    base = [f"experiment={experiment}", "init_from=null"]
+    return [*base, *recipe_tiny_overrides(base, DATA)]
 
 
 def train_config(output_dir: Path, overrides: Sequence[str] = (), experiment: str = "quickstart") -> DictConfig:

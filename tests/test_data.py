@@ -11,10 +11,13 @@ import hydra
 import numpy as np
 import pytest
 import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
 from lightning import seed_everything
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from PIL import Image
 
+from crdr.config import config_dir
 from crdr.io import ImageReadError, read_image, write_image
 from crdr.lit.data import ImageDataModule, ImageFolderDataset, TarShardDataset
 from crdr.lit.sampling import ResumableShuffleSampler
@@ -236,7 +239,7 @@ def test_the_training_stream_depends_on_the_seed_only(tree: Path) -> None:
 
 def test_kodak_config_instantiates(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(REPO)
-    dm = hydra.utils.instantiate(OmegaConf.load(REPO / "conf" / "data" / "kodak.yaml"))
+    dm = hydra.utils.instantiate(OmegaConf.load(REPO / "conf" / "data" / "bundled.yaml"))
     assert isinstance(dm, ImageDataModule)
     dm.setup("fit")
     assert [p.name for p in dm.train_dataset.files] == ["kodim03.png", "kodim15.png", "kodim23.png"]
@@ -246,11 +249,20 @@ def test_kodak_config_instantiates(monkeypatch: pytest.MonkeyPatch) -> None:
     assert len(val) == 3 and all(v.shape == (1, 3, 256, 256) for v in val)
 
 
-def test_openimages_config_layout(tmp_path: Path) -> None:
-    cfg = OmegaConf.load(REPO / "conf" / "data" / "openimages.yaml")
-    assert OmegaConf.is_missing(cfg, "root") and OmegaConf.is_missing(cfg, "val_root")
-    cfg = OmegaConf.merge(cfg, {"root": str(tmp_path / "oi"), "val_root": str(tmp_path / "kodak")})
-    assert cfg.train_dirs == [f"{tmp_path}/oi/train_{i}" for i in range(10)]
+def _data_config(option: str) -> DictConfig:
+    """``data=<option>`` as crdr-train composes and resolves it, started from the repo root."""
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        cfg = compose("train", overrides=[f"data={option}"], return_hydra_config=True)
+    with open_dict(cfg):
+        cfg.hydra.runtime.cwd = str(REPO)
+    HydraConfig.instance().set_config(cfg)
+    return OmegaConf.create(OmegaConf.to_container(cfg.data, resolve=True))
+
+
+def test_openimages_config_layout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CRDR_DATA_ROOT", str(tmp_path))
+    cfg = _data_config("openimages")
+    assert cfg.train_dirs == [f"{tmp_path}/openimages/train_{i}" for i in range(10)]
     assert cfg.val_dirs == [f"{tmp_path}/kodak"]
     assert (cfg.batch_size, cfg.crop_size, cfg.num_workers, cfg.small_images) == (8, 256, 8, "pad")
     assert cfg.pin_memory and cfg.persistent_workers
@@ -262,6 +274,21 @@ def test_openimages_config_layout(tmp_path: Path) -> None:
     dm.setup()
     assert len(dm.train_dataset) == 10 and len(dm.val_dataset) == 1
     assert next(iter(dm.train_dataloader())).shape == (8, 3, 256, 256)
+
+
+@pytest.mark.parametrize(("option", "folder"), [("clic2020_test", "clic2020-test"), ("div2k_valid", "div2k-valid")])
+def test_evaluation_sets_validate_an_openimages_run(
+    option: str, folder: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CRDR_DATA_ROOT", str(tmp_path))
+    cfg = _data_config(option)
+    assert cfg.train_dirs[0] == f"{tmp_path}/openimages/train_0" and cfg.val_dirs == [f"{tmp_path}/{folder}"]
+    assert cfg.val_max_images is not None
+
+
+def test_data_root_defaults_to_data_beside_the_working_directory(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    monkeypatch.delenv("CRDR_DATA_ROOT", raising=False)
+    assert _data_config("openimages").val_dirs == [f"{REPO}/data/kodak"]
 
 
 @pytest.mark.parametrize("world_size", [2, 3])

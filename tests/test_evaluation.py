@@ -12,6 +12,7 @@ from conftest import GOLDEN_TINY
 from crdr import load_model
 from crdr.cli.main import main
 from crdr.codec import Codec
+from crdr.evaluation.app import resolve_dataset
 from crdr.evaluation.grid import IMAGE_COLUMNS, SUMMARY_COLUMNS, evaluate_grid, paper_q_grid
 from crdr.evaluation.suite import MetricConfig, MetricSuite
 from crdr.io import read_image, write_image
@@ -145,3 +146,39 @@ def test_metrics_see_8bit_reconstructions_rounded_or_truncated_like_the_official
     assert rounded.score(x, x_hat)["PSNR"] < 50
     with pytest.raises(ValueError, match="reconstruction_8bit"):
         MetricSuite(MetricConfig(reconstruction_8bit="floor"))
+
+
+def test_named_sets_are_found_under_the_data_root_and_must_be_complete(kodak, tmp_path, monkeypatch):
+    """``dataset=DIV2K``: the folder `crdr data fetch div2k-valid` fills, the official CSV name, its overlay."""
+    root = tmp_path / "data"
+    folder = root / "div2k-valid"
+    for i in range(801, 901):  # the 100 names of the DIV2K validation set (small crops of real images)
+        write_image(kodak[i % 3][:, :, : 64 + i % 5, :96], folder / f"{i:04d}.png")
+    assert resolve_dataset("DIV2K", root) == (folder, "DIV2K")
+    assert resolve_dataset("div2k-valid", root) == (folder, "DIV2K")
+    assert resolve_dataset(str(folder), root) == (folder, None)  # a folder is taken as it is
+    (folder / "0850.png").unlink()
+    with pytest.raises(FileNotFoundError, match=r"99 images in .*expected 100.*crdr data fetch div2k-valid"):
+        resolve_dataset("DIV2K", root)
+    with pytest.raises(FileNotFoundError, match="not a known set"):
+        resolve_dataset("CLIC2021", root)
+    with pytest.raises(ValueError, match="training set"):
+        resolve_dataset("openimages", root)
+    write_image(kodak[0][:, :, :64, :96], folder / "0850.png")
+    monkeypatch.setenv("CRDR_DATA_ROOT", str(root))
+    out = tmp_path / "eval"
+    argv = ["evaluate", f"checkpoint={CKPT}", "dataset=DIV2K", "max_images=2", "grid.q=[0,4]", "grid.beta=[0]"]
+    argv += [f"output_dir={out}", "metrics.random_backbones=true", "metrics.fid=false", "metrics.dists=false"]
+    assert main([*argv, "progress=false"]) == 0
+    assert {r["dataset"] for r in _rows(out / "results.csv")} == {"DIV2K"}
+    assert "official DIV2K" in (out / "rd_curves.svg").read_text()  # plots.official=auto overlays the paper's curve
+
+
+def test_evaluate_on_a_missing_set_is_a_one_line_error(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("CRDR_DATA_ROOT", str(tmp_path))
+    with pytest.raises(SystemExit) as stop:
+        main(["evaluate", f"checkpoint={CKPT}", "dataset=CLIC", f"output_dir={tmp_path / 'eval'}"])
+    assert stop.value.code == 2
+    out = capsys.readouterr()
+    assert "clic2020-test does not exist (run: crdr data fetch clic2020-test" in out.out + out.err
+    assert "Traceback" not in out.out + out.err

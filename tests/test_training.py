@@ -420,7 +420,7 @@ def test_training_from_tar_shards_sees_the_batches_of_the_image_folder(tmp_path)
     ("override", "message"),
     [
         ("+module.mistyped=1", "unknown key(s) ['mistyped'] for GanModule"),
-        ("data=openimages", "Missing mandatory value: data.root"),
+        ("init_from=???", "Missing mandatory value: init_from"),
         ("data.train_dirs=[/no/such/folder]", "image root /no/such/folder: no such file or directory"),
     ],
 )

@@ -1,19 +1,30 @@
-"""crdr: controllable generative image compression (CRDR, Iwai et al., WACV 2024)."""
+"""crdr: controllable generative image compression (CRDR, Iwai et al., WACV 2024).
 
-from crdr.api import load_model
-from crdr.checkpoints import CheckpointError, save_generator
-from crdr.config import ConfigError, build_generator, compose_model_config
-from crdr.models import CrdrGenerator, GeneratorOutput
+The names below are imported on first use, so light commands (``crdr data``) start without torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "CheckpointError",
-    "ConfigError",
-    "CrdrGenerator",
-    "GeneratorOutput",
-    "build_generator",
-    "compose_model_config",
-    "load_model",
-    "save_generator",
-]
+_EXPORTS = {
+    "CheckpointError": "crdr.checkpoints",
+    "ConfigError": "crdr.config",
+    "CrdrGenerator": "crdr.models",
+    "GeneratorOutput": "crdr.models",
+    "build_generator": "crdr.config",
+    "compose_model_config": "crdr.config",
+    "load_model": "crdr.api",
+    "save_generator": "crdr.checkpoints",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'crdr' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)

@@ -12,6 +12,9 @@ from pathlib import Path
 
 PathLike = str | Path
 
+#: The image files crdr reads (searched case-insensitively in folders).
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
 
 def _current_umask() -> int:
     mask = os.umask(0)

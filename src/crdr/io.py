@@ -12,8 +12,6 @@ from torch import Tensor
 
 from crdr.files import PathLike, atomic_path
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
-
 
 class ImageReadError(ValueError):
     """An input file is missing, unreadable or not an image."""

@@ -25,8 +25,8 @@ from omegaconf.errors import InterpolationToMissingValueError, MissingMandatoryV
 
 from crdr.checkpoints import save_generator
 from crdr.config import ConfigError, config_dir
-from crdr.files import atomic_path, expand_paths, write_text_atomic
-from crdr.io import IMAGE_SUFFIXES, ImageReadError, read_image, write_image
+from crdr.files import IMAGE_SUFFIXES, atomic_path, expand_paths, write_text_atomic
+from crdr.io import ImageReadError, read_image, write_image
 from crdr.tracking import wandb_has_credentials
 
 log = logging.getLogger("crdr.train")

@@ -15,8 +15,8 @@ from crdr.cli.arguments import float_list
 from crdr.codec import Bitstream, BitstreamError, Codec
 from crdr.codec.container import MAX_STREAM_BYTES
 from crdr.codec.target_rate import compress_to_bpp
-from crdr.files import atomic_path, expand_paths, writable_dir, write_csv_atomic
-from crdr.io import IMAGE_SUFFIXES, ImageReadError, image_size, read_image, write_image
+from crdr.files import IMAGE_SUFFIXES, atomic_path, expand_paths, writable_dir, write_csv_atomic
+from crdr.io import ImageReadError, image_size, read_image, write_image
 
 SUFFIX = ".crdr"
 SYNTHESIS_DTYPES = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}

@@ -1,4 +1,4 @@
-"""``crdr``: the command-line tool (compress, decompress, reconstruct, evaluate, plot, shard)."""
+"""``crdr``: the command-line tool (compress, decompress, reconstruct, evaluate, plot, shard, data)."""
 
 from __future__ import annotations
 
@@ -6,15 +6,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from crdr.checkpoints import CheckpointError
-from crdr.cli import codec_commands, plot, reconstruct, shard
-from crdr.config import ConfigError
-from crdr.io import ImageReadError
-
-_USER_ERRORS = (CheckpointError, ConfigError, ImageReadError, ValueError, OSError)
-
 
 def build_parser() -> argparse.ArgumentParser:
+    from crdr.cli import codec_commands, plot, reconstruct, shard
+
     parser = argparse.ArgumentParser(prog="crdr", description="Controllable generative image compression (CRDR).")
     commands = parser.add_subparsers(dest="command", required=True)
     codec_commands.add_parsers(commands)
@@ -22,6 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_parsers(commands)
     shard.add_parser(commands)
     commands.add_parser("evaluate", help="q x beta grid of metrics (Hydra overrides: crdr evaluate --help)")
+    commands.add_parser("data", help="fetch and verify the paper's datasets (crdr data --help)")
     return parser
 
 
@@ -32,10 +28,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         evaluate(argv[1:])
         return 0
+    if argv[:1] == ["data"]:  # kept free of torch so that it starts (and fails without network) at once
+        from crdr.cli.data import main as data
+
+        return data(argv[1:])
+    from crdr.checkpoints import CheckpointError
+    from crdr.config import ConfigError
+    from crdr.io import ImageReadError
+
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except _USER_ERRORS as err:
+    except (CheckpointError, ConfigError, ImageReadError, ValueError, OSError) as err:
         print(f"crdr {args.command}: error: {err}", file=sys.stderr)
         return 2
 

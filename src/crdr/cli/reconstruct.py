@@ -11,8 +11,8 @@ import torch
 
 from crdr.api import load_model
 from crdr.cli.arguments import float_list
-from crdr.files import expand_paths, write_csv_atomic
-from crdr.io import IMAGE_SUFFIXES, read_image, write_image
+from crdr.files import IMAGE_SUFFIXES, expand_paths, write_csv_atomic
+from crdr.io import read_image, write_image
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from crdr.files import expand_paths
-from crdr.io import IMAGE_SUFFIXES
+from crdr.files import IMAGE_SUFFIXES, expand_paths
 from crdr.lit.shards import write_tar_shards
 
 

@@ -19,8 +19,8 @@ from lightning import LightningDataModule
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from crdr.files import PathLike, expand_paths
-from crdr.io import IMAGE_SUFFIXES, ImageReadError, image_size, read_image
+from crdr.files import IMAGE_SUFFIXES, PathLike, expand_paths
+from crdr.io import ImageReadError, image_size, read_image
 from crdr.lit.sampling import ResumableShuffleSampler
 from crdr.lit.shards import TarShardReader
 
@@ -166,7 +166,9 @@ class ImageFolderDataset(CroppedImages):
         files: list[Path] = []
         for root in self.roots:
             if not root.exists():
-                raise FileNotFoundError(f"image root {root}: no such file or directory")
+                raise FileNotFoundError(
+                    f"image root {root}: no such file or directory (the paper's sets: crdr data fetch NAME --root DIR)"
+                )
             found = expand_paths([root], IMAGE_SUFFIXES)
             if not found:
                 raise FileNotFoundError(f"image root {root}: no {'/'.join(IMAGE_SUFFIXES)} files found (recursively)")
