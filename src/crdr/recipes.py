@@ -188,13 +188,14 @@ class Recipe:
         return [*grid, "device=cuda"] if self.gpus > 0 else grid
 
     def _tiny_dataset(self) -> Path:
-        """256x256 center crops of the tiny-mode images (one FID patch each), made once."""
+        """Center crops (256 px, or the shorter side) of the tiny-mode images (one FID patch each), made once."""
         folder = self.out / "tiny_eval_images"
         if not self.dry_run and not folder.is_dir():
             for path in expand_paths([self.tiny_images], IMAGE_SUFFIXES):
                 x = read_image(path)
-                top, left = (x.shape[-2] - 256) // 2, (x.shape[-1] - 256) // 2
-                write_image(x[..., top : top + 256, left : left + 256], folder / f"{path.stem}.png")
+                size = min(256, *x.shape[-2:])
+                top, left = (x.shape[-2] - size) // 2, (x.shape[-1] - size) // 2
+                write_image(x[..., top : top + size, left : left + size], folder / f"{path.stem}.png")
         return folder
 
     def _launcher(self) -> list[str]:
@@ -248,8 +249,7 @@ class Recipe:
         tables = {name: load_results(path) for name, path in results.items()}
         combined = pd.concat([t.assign(variant=name) for name, t in tables.items()], ignore_index=True)
         combined = combined[["variant", *[c for c in combined.columns if c != "variant"]]]
-        combined.to_csv(self.out / "summary.csv.tmp", index=False)
-        os.replace(self.out / "summary.csv.tmp", self.out / "summary.csv")
+        write_text_atomic(self.out / "summary.csv", combined.to_csv(index=False))
         metrics = [m for m in ("bpp", "PSNR", "MS-SSIM", "FID", "LPIPS", "DISTS") if m in combined.columns]
         means = combined.groupby(["variant", "beta"], sort=False)[metrics].mean().reset_index()
         note = results_note(combined)
