@@ -49,7 +49,7 @@ def resolve_dataset(dataset: str, data_root: str | Path) -> tuple[Path, str | No
     except ManifestError:
         raise FileNotFoundError(f"dataset {dataset!r}: no such folder, and not a known set") from None
     if manifest.evaluation_name is None:
-        raise ValueError(f"{manifest.name} is a training set; evaluate on kodak, CLIC or DIV2K")
+        raise ConfigError(f"{manifest.name} is a training set; evaluate on kodak, CLIC or DIV2K")
     problems = verify(manifest, data_root, full=False)
     if problems:
         raise FileNotFoundError(
@@ -64,7 +64,7 @@ def run(cfg: DictConfig) -> list[dict[str, str]]:
     folder, official_name = resolve_dataset(str(cfg.dataset), cfg.data_root)
     images = expand_paths([folder], IMAGE_SUFFIXES)
     if not images:
-        raise ValueError(f"no PNG/JPEG images under {folder}")
+        raise FileNotFoundError(f"no PNG/JPEG images under {folder}")
     model = load_model(cfg.checkpoint, device="cpu")
     codec = Codec(model, device=cfg.device)
     images = images[: cfg.max_images] if cfg.max_images else images
