@@ -74,6 +74,19 @@ def test_file_size_matches_the_likelihood_estimate(codec, kodak):
         assert abs(payload - estimate) <= 0.01 * estimate + 8, (q, payload, estimate)
 
 
+@pytest.mark.parametrize("config", ["golden", "crdr_hyperprior"])
+def test_the_decoder_prices_the_latents_as_the_model_estimates_them(codec, kodak, config):
+    """decode_latents_and_bits gives model.estimate_bpp x pixels (evaluation needs no second analysis)."""
+    model_codec = codec if config == "golden" else Codec(tiny_model(config))
+    x = kodak[2][:, :, 37:237, 11:311]  # 200 x 300: padded to 208 x 304 inside
+    for q in (0.0, 2.5, 4.0):
+        y_hat, information = model_codec.decode_latents_and_bits(model_codec.parse(model_codec.compress(x, q)))
+        with torch.no_grad():
+            estimate = float(model_codec.model.estimate_bpp(x, q)[0])
+        assert information / (200 * 300) == pytest.approx(estimate, rel=1e-5)
+        assert not y_hat.requires_grad
+
+
 def test_one_stream_decodes_at_several_betas(codec, kodak):
     x = kodak[0][:, :, 300:396, 500:628]
     data = codec.compress(x, 3.0)

@@ -25,7 +25,7 @@ from torch import Tensor
 from crdr.checkpoints import is_dynamic_buffer
 from crdr.codec.container import FINGERPRINT_BYTES, Bitstream, BitstreamError
 from crdr.models.entropy_models import quantize_around
-from crdr.models.generator import CrdrGenerator, Scalar, check_image_batch, pad_to_multiple
+from crdr.models.generator import CrdrGenerator, Scalar, bits, check_image_batch, pad_to_multiple
 from crdr.models.memory_format import use_channels_last
 
 
@@ -219,23 +219,34 @@ class Codec:
 
     def decode_latents(self, stream: Bitstream) -> Tensor:
         """The quantised latent y_hat (1, C, H/16, W/16) of a parsed stream (CPU)."""
+        return self.decode_latents_and_bits(stream)[0]
+
+    @torch.no_grad()
+    def decode_latents_and_bits(self, stream: Bitstream) -> tuple[Tensor, float]:
+        """y_hat (as :meth:`decode_latents`) and the information content of (z_hat, y_hat) in bits under the
+        entropy models: the likelihood estimate of the rate (``model.estimate_bpp`` x pixels) without
+        running the analysis again."""
         model = self.model
         z_size = tuple(-(-side // model.stride) for side in (stream.height, stream.width))
         with self._stage("hyper"):
-            hyper = model.hyperdecoder(model.entropy_model_z.decompress([stream.strings[0]], z_size))
+            z_hat = model.entropy_model_z.decompress([stream.strings[0]], z_size)
+            hyper = model.hyperdecoder(z_hat)
+            information = float(bits(model.entropy_model_z.rounded_likelihood(z_hat))[0])
         decoder = RansDecoder()
         decoder.set_stream(stream.strings[1])
         gaussian = model.entropy_model_y
         crc = 0
 
         def read(mu: Tensor, sigma: Tensor) -> Tensor:
-            nonlocal crc
+            nonlocal crc, information
             with self._stage("entropy_coding"):
                 idx = gaussian.build_indexes(sigma).reshape(-1).tolist()
                 t = self._y_tables
                 values = decoder.decode_stream(idx, t.cdfs, t.lengths, t.offsets)
                 crc = symbols_crc(values, crc)
-                return torch.tensor(values, dtype=torch.int32).reshape(mu.shape).to(mu.dtype) + mu
+                y_hat = torch.tensor(values, dtype=torch.int32).reshape(mu.shape).to(mu.dtype) + mu
+                information += float(bits(gaussian.rounded_likelihood(y_hat, sigma, mu))[0])
+                return y_hat
 
         cm = model.context_model
         if cm is None:
@@ -251,7 +262,7 @@ class Codec:
                 "or this machine computes the entropy parameters differently from the encoding one"
                 + (" (bfloat16 context model: re-encode with float32)" if stream.bfloat16_context else "")
             )
-        return y_hat
+        return y_hat, information
 
     def synthesize(self, y_hat: Tensor, stream: Bitstream, beta: Tensor | None) -> Tensor:
         """Synthesis transform, crop to the stored size, clamp, map to [0, 1]."""

@@ -9,7 +9,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
 from tqdm import tqdm
 
 from crdr.codec import Codec
@@ -116,9 +115,8 @@ def _evaluate_rate(codec, images, q, betas, suite, dataset, bar):
         height, width = x.shape[-2:]
         data = codec.compress(x, q)
         stream = codec.parse(data)
-        y_hat = codec.decode_latents(stream)
-        with torch.no_grad():
-            estimate = float(model.estimate_bpp(x.to(codec.device), q)[0])
+        y_hat, information = codec.decode_latents_and_bits(stream)
+        estimate = information / (height * width)
         for beta in betas:
             x_hat = codec.synthesize(y_hat, stream, model.beta_tensor(beta, 1))
             row = {
