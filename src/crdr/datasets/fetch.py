@@ -92,15 +92,16 @@ def manual_instructions(manifest: DatasetManifest, root: Path) -> str:
     return "\n".join(lines)
 
 
-def _fetch_source(
-    source: Source,
-    manifest: DatasetManifest,
-    root: Path,
-    record: _Record,
-    timeout: float,
-    keep_downloads: bool,
-    progress_for: ProgressFactory | None,
-) -> None:
+@dataclass(frozen=True)
+class _Options:
+    """How ``fetch`` downloads (see its arguments)."""
+
+    timeout: float
+    keep_downloads: bool
+    progress_for: ProgressFactory | None
+
+
+def _fetch_source(source: Source, manifest: DatasetManifest, root: Path, record: _Record, options: _Options) -> None:
     folder = dataset_folder(manifest, root)
     dest = (Path(root) / DOWNLOADS if source.is_archive else folder) / source.filename
     if dest.exists():
@@ -110,8 +111,8 @@ def _fetch_source(
         log.info("%s: using %s", manifest.name, dest)
     else:
         log.info("%s: downloading %s", manifest.name, source.url)
-        progress = None if progress_for is None else progress_for(source.filename, source.size)
-        download(source.url, dest, size=source.size, sha256=source.sha256, timeout=timeout, progress=progress)
+        progress = None if options.progress_for is None else options.progress_for(source.filename, source.size)
+        download(source.url, dest, size=source.size, sha256=source.sha256, timeout=options.timeout, progress=progress)
     if source.is_archive:
         log.info("%s: extracting %s", manifest.name, dest.name)
         prefix = f"{source.extract_to}/" if source.extract_to else ""
@@ -119,7 +120,7 @@ def _fetch_source(
         for extracted in extract_images(dest, folder / source.extract_to, source.images):
             written.append(prefix + extracted.path)
             record.files[written[-1]] = {"size": extracted.size, "sha256": extracted.sha256}
-        if not keep_downloads:
+        if not options.keep_downloads:
             dest.unlink()
     else:
         written = [source.filename]
@@ -137,14 +138,7 @@ def _intact(paths: list[str], folder: Path, record: _Record) -> bool:
     return True
 
 
-def _fetch_missing(
-    manifest: DatasetManifest,
-    root: Path,
-    record: _Record,
-    timeout: float,
-    keep_downloads: bool,
-    progress_for: ProgressFactory | None,
-) -> None:
+def _fetch_missing(manifest: DatasetManifest, root: Path, record: _Record, options: _Options) -> None:
     folder = dataset_folder(manifest, root)
     record.complete = False
     # A source is fetched again when an image it gave is missing or changed size since.
@@ -155,7 +149,7 @@ def _fetch_missing(
     ]
     _check_free_space(root, needed)
     for source in needed:
-        _fetch_source(source, manifest, root, record, timeout, keep_downloads, progress_for)
+        _fetch_source(source, manifest, root, record, options)
     # Downloads were checked against the manifest and extracted images hashed into the record just now.
     problems = verify(manifest, root, full=False, record=record)
     if problems:
@@ -197,7 +191,7 @@ def fetch(
         if record.complete and not verify(manifest, root, full=False):
             log.info("%s: already complete in %s", manifest.name, folder)
             return folder
-        _fetch_missing(manifest, root, record, timeout, keep_downloads, progress_for)
+        _fetch_missing(manifest, root, record, _Options(timeout, keep_downloads, progress_for))
     with contextlib.suppress(OSError):  # not there, or another set's archives are in it
         (root / DOWNLOADS).rmdir()
     return folder
