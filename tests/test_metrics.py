@@ -314,8 +314,8 @@ def test_pretrained_file_paths_and_hash_cache(monkeypatch: pytest.MonkeyPatch, t
     path.write_bytes(b"not really weights")
     prefix = hashlib.sha256(path.read_bytes()).hexdigest()[:8]
     calls = []
-    real_sha256 = hashlib.sha256
-    monkeypatch.setattr(weights_module.hashlib, "sha256", lambda *a: calls.append(1) or real_sha256(*a))
+    real_sha256_file = weights_module.sha256_file
+    monkeypatch.setattr(weights_module, "sha256_file", lambda *a: calls.append(1) or real_sha256_file(*a))
     assert pretrained_file("thing.pth", prefix, path) == path
     assert pretrained_file("thing.pth", prefix.upper(), tmp_path) == path  # a folder holding the file
     assert len(calls) == 1  # the second check used the cache

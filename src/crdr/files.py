@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import os
 import tempfile
@@ -14,6 +15,18 @@ PathLike = str | Path
 
 #: The image files crdr reads (searched case-insensitively in folders).
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+#: Bytes per read when streaming files (hashing, copying, downloading).
+CHUNK_BYTES = 1 << 20
+
+
+def sha256_file(path: PathLike) -> str:
+    """Hex SHA-256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK_BYTES):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _current_umask() -> int:

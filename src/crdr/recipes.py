@@ -157,10 +157,10 @@ class Recipe:
     def train(self, run_dir: Path, overrides: Sequence[str]) -> Path:
         """One ``crdr-train`` run into ``run_dir`` (one job of the launcher, if any); returns its last checkpoint."""
         overrides = [*overrides, *self._scale_overrides(overrides, single_run=True)]
-        if self.launcher and not self.tiny:  # a one-job sweep: the launcher waits for it to finish
+        if launcher := self._launcher():  # a one-job sweep: the launcher waits for it to finish
             gpus = [f"hydra.launcher.gpus_per_node={self.gpus}", f"hydra.launcher.tasks_per_node={self.gpus}"]
-            launcher = ["-m", f"hydra/launcher={self.launcher}", *(gpus if self.launcher == "slurm" else [])]
-            self.run("crdr-train", [*launcher, *overrides, f"hydra.sweep.dir={run_dir}", "hydra.sweep.subdir=."])
+            launcher += gpus if self.launcher == "slurm" else []
+            self.run("crdr-train", ["-m", *launcher, *overrides, f"hydra.sweep.dir={run_dir}", "hydra.sweep.subdir=."])
         else:
             self.run("crdr-train", [*overrides, f"hydra.run.dir={run_dir}"])
         return run_dir / "checkpoints" / "last.ckpt"
@@ -201,6 +201,13 @@ class Recipe:
     def _launcher(self) -> list[str]:
         return [f"hydra/launcher={self.launcher}"] if self.launcher and not self.tiny else []
 
+    def _evaluate_jobs(self, key: str, args: Sequence[str], eval_dir: Path, names: Sequence[str]) -> dict[str, Path]:
+        """``crdr evaluate -m ARGS``: one job per value of the config key ``key``, each into ``eval_dir/<value>``;
+        returns each one's results.csv."""
+        jobs = [f"output_dir={eval_dir}/${{{key}}}", f"hydra.sweep.dir={eval_dir}", f"hydra.sweep.subdir=${{{key}}}"]
+        self.run("crdr", ["evaluate", "-m", *self._launcher(), *args, *jobs])
+        return {name: eval_dir / name / "results.csv" for name in names}
+
     def evaluate(
         self,
         checkpoint: Path,
@@ -210,37 +217,26 @@ class Recipe:
         beta: Sequence[float] = PAPER_BETA,
         extra: Sequence[str] = (),
     ) -> dict[str, Path]:
-        """One ``crdr evaluate -m`` of a checkpoint on ``datasets`` (kodak, CLIC, DIV2K; one job each, in
-        ``eval_dir/<dataset>``); returns each one's results.csv."""
+        """One checkpoint on ``datasets`` (kodak, CLIC, DIV2K; one job each, in ``eval_dir/<dataset>``)."""
         key = "dataset_name" if self.tiny else "dataset"  # tiny mode evaluates crops under each name
         overrides = self._evaluation_overrides(",".join(datasets), q, beta)
-        args = ["evaluate", "-m", *self._launcher(), f"checkpoint={checkpoint}", *overrides, *extra]
-        args += [f"output_dir={eval_dir}/${{{key}}}", f"hydra.sweep.dir={eval_dir}", f"hydra.sweep.subdir=${{{key}}}"]
-        self.run("crdr", args)
-        return {name: eval_dir / name / "results.csv" for name in datasets}
+        return self._evaluate_jobs(key, [f"checkpoint={checkpoint}", *overrides, *extra], eval_dir, datasets)
 
     def evaluate_sweep(
         self, checkpoints: Mapping[str, Path], dataset: str, eval_dir: Path, q: Sequence[float], beta: Sequence[float]
     ) -> dict[str, Path]:
-        """One ``crdr evaluate -m`` over several checkpoints (one job each); returns each one's results.csv."""
+        """The generators of one training sweep on ``dataset`` (one job each, in ``eval_dir/<name>``)."""
         names = list(checkpoints)
         folder = {Path(p).parent.parent for p in checkpoints.values()}
         if len(folder) != 1 or any(Path(p).parent.name != n for n, p in checkpoints.items()):
             raise ValueError("evaluate_sweep expects the generators of one sweep: <dir>/<name>/generator.safetensors")
         (sweep_dir,) = folder
         args = [
-            "evaluate",
-            "-m",
-            *self._launcher(),
             f"+variant={','.join(names)}",
             f"checkpoint={sweep_dir}/${{variant}}/generator.safetensors",
             *self._evaluation_overrides(dataset, q, beta),
-            f"output_dir={eval_dir}/${{variant}}",
-            f"hydra.sweep.dir={eval_dir}",
-            "hydra.sweep.subdir=${variant}",
         ]
-        self.run("crdr", args)
-        return {name: eval_dir / name / "results.csv" for name in names}
+        return self._evaluate_jobs("variant", args, eval_dir, names)
 
     def summarize(self, results: Mapping[str, Path], official: str | None, title: str) -> list[Path]:
         """``summary.csv`` (every variant's rows), ``summary.md`` (means over the rate points) and RD curves."""

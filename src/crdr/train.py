@@ -14,7 +14,6 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import hydra
 import lightning as L
 from hydra.errors import InstantiationException
 from hydra.utils import get_class, instantiate
@@ -24,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationToMissingValueError, MissingMandatoryValue
 
 from crdr.checkpoints import save_generator
-from crdr.config import ConfigError, config_dir
+from crdr.config import ConfigError, run_hydra_app
 from crdr.files import IMAGE_SUFFIXES, atomic_path, expand_paths, write_text_atomic
 from crdr.io import ImageReadError, read_image, write_image
 from crdr.tracking import wandb_has_credentials
@@ -174,17 +173,8 @@ def compress_demo(generator, cfg: DictConfig, folder: Path) -> None:
         log.info("demo: %s -> %d bytes (%.3f bpp)", path.name, len(data), bpp)
 
 
-def run_reporting_user_errors(cfg: DictConfig) -> dict[str, float]:
-    """``run``, with configuration and input mistakes reported on one line (exit status 2)."""
-    try:
-        return run(cfg)
-    except USER_ERRORS as err:
-        log.error("%s: %s", type(err).__name__, err)
-        raise SystemExit(2) from None
-
-
 def main() -> None:
-    hydra.main(config_path=str(config_dir()), config_name="train", version_base="1.3")(run_reporting_user_errors)()
+    run_hydra_app("train", run, USER_ERRORS, log)
 
 
 if __name__ == "__main__":

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import os
 import tarfile
-import tempfile
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator
@@ -22,8 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
-from crdr.datasets.download import CHUNK_BYTES
-from crdr.files import IMAGE_SUFFIXES
+from crdr.files import CHUNK_BYTES, IMAGE_SUFFIXES, atomic_path
 
 #: No image of the supported sets is near this; a member declaring more is refused (zip bombs).
 MAX_IMAGE_BYTES = 1 << 30
@@ -135,18 +132,9 @@ def extract_images(archive_path: Path, target: Path, expected_images: int | None
         for member, name in zip(members, names, strict=True):
             if member.size > MAX_IMAGE_BYTES:
                 raise ArchiveError(f"{archive_path}: member {member.path} declares {member.size} bytes")
-            dest = target / name
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-            os.close(fd)
-            try:
-                with open_member(member.handle) as source:
-                    size, digest = _copy_limited(source, Path(tmp), member.size, str(member.path))
+            with atomic_path(target / name) as tmp, open_member(member.handle) as source:
+                size, digest = _copy_limited(source, tmp, member.size, str(member.path))
                 if size != member.size:
                     raise ArchiveError(f"{archive_path}: member {member.path} is truncated")
-                os.replace(tmp, dest)
-            finally:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
             written.append(ExtractedFile(name.as_posix(), size, digest))
     return written

@@ -8,7 +8,6 @@ fails its check is deleted, never kept under its final name.
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import os
 import re
@@ -18,8 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from crdr import __version__
+from crdr.files import CHUNK_BYTES, sha256_file
 
-CHUNK_BYTES = 1 << 20
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 
 #: ``progress(done_bytes, total_bytes_or_None)`` after every chunk.
@@ -32,14 +31,6 @@ class DownloadError(OSError):
 
 class ChecksumError(DownloadError):
     """The bytes received are not the ones the manifest pins (the file was deleted)."""
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(CHUNK_BYTES):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def check_file(path: Path, size: int | None, sha256: str | None) -> str | None:

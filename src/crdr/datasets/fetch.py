@@ -29,9 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from crdr.datasets.archives import extract_images
-from crdr.datasets.download import Progress, check_file, download, sha256_file
+from crdr.datasets.download import Progress, check_file, download
 from crdr.datasets.manifest import DatasetManifest, FileDigest, Source
-from crdr.files import IMAGE_SUFFIXES, write_text_atomic
+from crdr.files import IMAGE_SUFFIXES, sha256_file, write_text_atomic
 
 log = logging.getLogger("crdr.data")
 
@@ -124,7 +124,8 @@ def _fetch_source(source: Source, manifest: DatasetManifest, root: Path, record:
             dest.unlink()
     else:
         written = [source.filename]
-        record.files[source.filename] = {"size": dest.stat().st_size, "sha256": sha256_file(dest)}
+        digest = source.sha256 or sha256_file(dest)  # a pinned digest was checked on download or above
+        record.files[source.filename] = {"size": dest.stat().st_size, "sha256": digest}
     record.sources_done[source.filename] = written
     record.save(folder)
 

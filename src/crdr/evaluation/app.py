@@ -8,14 +8,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import hydra
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
 from crdr.api import load_model
 from crdr.checkpoints import CheckpointError
 from crdr.codec import Codec
-from crdr.config import ConfigError, config_dir
+from crdr.config import ConfigError, run_hydra_app
 from crdr.datasets import ManifestError, dataset_folder, find_manifest, verify
 from crdr.evaluation.grid import evaluate_grid
 from crdr.evaluation.plots import OFFICIAL_DATASETS, load_results, official_results, plot_grid, plot_rd_curves
@@ -119,16 +118,7 @@ def main(overrides: Sequence[str] | None = None) -> None:
     """Runs the app; ``overrides`` replace the command-line arguments (``crdr evaluate`` passes its own)."""
     if overrides is not None:
         sys.argv = [f"{Path(sys.argv[0]).name} evaluate", *overrides]
-    hydra.main(config_path=str(config_dir()), config_name="evaluate", version_base="1.3")(run_reporting_user_errors)()
-
-
-def run_reporting_user_errors(cfg: DictConfig) -> list[dict[str, str]]:
-    """``run``, with a missing dataset, checkpoint or weights file reported on one line (exit status 2)."""
-    try:
-        return run(cfg)
-    except USER_ERRORS as err:
-        log.error("%s: %s", type(err).__name__, err)
-        raise SystemExit(2) from None
+    run_hydra_app("evaluate", run, USER_ERRORS, log)
 
 
 if __name__ == "__main__":

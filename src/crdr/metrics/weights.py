@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
 import torch
+
+from crdr.files import sha256_file
 
 #: What each known file is for (used in error messages).
 KNOWN_FILES: dict[str, str] = {
@@ -30,15 +31,9 @@ def file_sha256(path: str | os.PathLike) -> str:
     path = Path(path).resolve()
     stat = path.stat()
     key = (str(path), stat.st_mtime_ns, stat.st_size)
-    digest = _HASH_CACHE.get(key)
-    if digest is None:
-        hasher = hashlib.sha256()
-        with path.open("rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                hasher.update(chunk)
-        digest = hasher.hexdigest()
-        _HASH_CACHE[key] = digest
-    return digest
+    if key not in _HASH_CACHE:
+        _HASH_CACHE[key] = sha256_file(path)
+    return _HASH_CACHE[key]
 
 
 def pretrained_file(
