@@ -3,9 +3,10 @@
 Prints seconds (median over repeats) for compress and decompress at q=0 and q=4, the share of
 each stage (analysis, hyper, context_model, entropy_coding, synthesis), megapixels per second,
 the ratio to the float32 codec measured in the same process and, at 768x512, to the official
-code's figures on the same machine class (../shared/reference/official/BASELINE.md, one thread:
-compress 3.6 s, decompress 5.3 s, whole CLI about 14 s). Then the whole CLI call (two processes,
-model loading included) in float32 and with ``--precision bfloat16`` on both ends.
+code's figures (../shared/reference/official/BASELINE.md; CPU, one thread: compress 3.6 s,
+decompress 5.3 s, whole CLI about 14 s; one H100, context model on the CPU: compress 0.62-0.69 s,
+decompress 0.78-0.79 s, of which the ratio takes the faster end). Then the whole CLI call (two
+processes, model loading included, on the CPU) in float32 and with ``--precision bfloat16``.
 
 Usage: python bench/codec.py [--checkpoint crdr.pth.tar] [--threads 1] [--device cpu]
 [--sizes 768x512,2048x1365]. Without a checkpoint, a randomly initialised full-width model is
@@ -35,7 +36,7 @@ from crdr.io import read_image
 ROOT = Path(__file__).resolve().parents[1]
 IMAGE = ROOT / "tests" / "data" / "kodim23.png"
 OFFICIAL_SIZE = (512, 768)
-OFFICIAL = {"compress": 3.6, "decompress": 5.3, "cli": 14.0}
+OFFICIAL = {"cpu": {"compress": 3.6, "decompress": 5.3, "cli": 14.0}, "cuda": {"compress": 0.62, "decompress": 0.78}}
 
 
 def timed(codec: Codec, fn: Callable[[], object], repeats: int) -> tuple[float, dict[str, float]]:
@@ -78,8 +79,9 @@ def bench_size(plain: Codec, fast: Codec, image: torch.Tensor, repeats: int) -> 
                 baseline.setdefault(step, seconds)
                 detail = ", ".join(f"{k} {v:.2f}" for k, v in stages.items())
                 ratios = f"vs float32 {baseline[step] / seconds:4.2f}x"
-                if size == OFFICIAL_SIZE:
-                    ratios += f", official/ours {OFFICIAL[step] / seconds:4.2f}x"
+                official = OFFICIAL[plain.device.type].get(step)
+                if size == OFFICIAL_SIZE and official:
+                    ratios += f", official/ours {official / seconds:4.2f}x"
                 print(
                     f"q={q:g} {label:>8} {step:>10}: {seconds:6.2f} s {megapixels / seconds:5.2f} MP/s "
                     f"{ratios} ({detail})"
@@ -107,7 +109,8 @@ def bench_cli(checkpoint: str, threads: int, tmp: str) -> None:
             args = [*cli, *argv, "--checkpoint", checkpoint, "--precision", precision, "-o", tmp]
             subprocess.run(args, check=True, capture_output=True, env=env)
         seconds = time.perf_counter() - start
-        print(f"whole CLI, --precision {precision}: {seconds:.2f} s  official/ours {OFFICIAL['cli'] / seconds:4.2f}x")
+        official = OFFICIAL["cpu"]["cli"]  # the CLI runs on the CPU
+        print(f"whole CLI, --precision {precision}: {seconds:.2f} s  official/ours {official / seconds:4.2f}x")
 
 
 def main() -> None:

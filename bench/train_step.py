@@ -16,6 +16,7 @@ Usage: python bench/train_step.py [--experiment crdr_stage3] [--batch 8] [--step
 from __future__ import annotations
 
 import argparse
+import gc
 import resource
 import sys
 import tempfile
@@ -37,19 +38,33 @@ VARIANTS = {
     "bf16": ["trainer.precision=bf16-mixed"],
     "channels_last": ["module.channels_last=true"],
     "fused": ["optimizer.generator.fused=true", "optimizer.discriminator.fused=true"],
+    "cudnn_benchmark": ["trainer.benchmark=true"],  # cuDNN picks the fastest kernels for the fixed crop
     "compile": ["module.compile.enabled=true"],  # torch.compile (inductor); compiled during the warm-up
+    "cudagraphs": ["module.compile.mode=reduce-overhead"],  # with compile: CUDA graphs of the compiled networks
 }
 OFFICIAL_CPU_BATCH8_SECONDS = 32.0
 OFFICIAL_CPU_BATCH8_PEAK_GB = 8.2
+OFFICIAL_H100_BATCH8_SECONDS = (0.24, 0.27)
+OFFICIAL_H100_BATCH8_PEAK_GIB = 6.5
 
 
 class StepTimer(Callback):
-    """Wall time of every training batch (forward, reference pass, D and G updates)."""
+    """Wall time of every training batch (forward, reference pass, D and G updates); with
+    ``profile_batch``, that batch runs under ``torch.profiler`` (and is not timed)."""
 
-    def __init__(self) -> None:
+    def __init__(self, profile_batch: int | None = None) -> None:
         self.seconds: list[float] = []
+        self.profile_batch = profile_batch
+        self.profile: torch.profiler.profile | None = None
+        self.profiled_seconds = 0.0
 
     def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
+        if batch_idx == self.profile_batch:
+            activities = [torch.profiler.ProfilerActivity.CPU]
+            if torch.cuda.is_available():
+                activities.append(torch.profiler.ProfilerActivity.CUDA)
+            self.profile = torch.profiler.profile(activities=activities)
+            self.profile.start()
         if torch.cuda.is_available():
             torch.cuda.synchronize()
         self._start = time.perf_counter()
@@ -57,12 +72,39 @@ class StepTimer(Callback):
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
         if torch.cuda.is_available():
             torch.cuda.synchronize()
-        self.seconds.append(time.perf_counter() - self._start)
+        seconds = time.perf_counter() - self._start
+        if batch_idx == self.profile_batch:
+            self.profile.stop()
+            self.profiled_seconds = seconds
+        else:
+            self.seconds.append(seconds)
 
 
-def run_variant(args: argparse.Namespace, extra: list[str]) -> tuple[float, list[float], float]:
-    """(mean seconds per timed step, all timed steps, peak GiB) of one configuration."""
+def print_profile(timer: StepTimer, device: str) -> None:
+    """Device-busy share of the profiled step and its ten most expensive operators."""
+    events = timer.profile.key_averages()
+    if device == "cuda":
+        kernels = (
+            sum(  # device-side events (kernels, copies); annotations would count their ranges again
+                e.self_device_time_total
+                for e in events
+                if e.device_type == torch.autograd.DeviceType.CUDA and not e.is_user_annotation
+            )
+            / 1e6
+        )
+        print(
+            f"  profiled step: {timer.profiled_seconds:.3f} s wall, {kernels:.3f} s of GPU kernels "
+            f"({kernels / timer.profiled_seconds:.0%} busy; the rest is launch and host overhead)"
+        )
+        print(events.table(sort_by="self_device_time_total", row_limit=10, max_name_column_width=60))
+    print(events.table(sort_by="self_cpu_time_total", row_limit=10, max_name_column_width=60))
+
+
+def run_variant(args: argparse.Namespace, extra: list[str]) -> tuple[float, list[float], float, StepTimer]:
+    """(mean seconds per timed step, all timed steps, peak GiB, the timer) of one configuration."""
     if args.device == "cuda":
+        gc.collect()  # the previous variant's module and optimizer states must not count in this peak
+        torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
     with tempfile.TemporaryDirectory() as tmp:
         images = Path(tmp) / "images"
@@ -76,11 +118,13 @@ def run_variant(args: argparse.Namespace, extra: list[str]) -> tuple[float, list
             f"data.train_dirs=[{images}]",
             f"data.batch_size={args.batch}",
             "data.crop_size=256",
-            "data.num_workers=0",
+            f"data.num_workers={args.workers}",
+            f"data.pin_memory={args.device == 'cuda'}",
+            f"data.persistent_workers={args.workers > 0}",
             "init_from=null",
             "perceptual_loss.random_backbone=true",
             f"trainer.accelerator={args.device}",
-            f"trainer.max_steps={args.warmup + args.steps}",
+            f"trainer.max_steps={args.warmup + args.steps + args.profile}",
             "trainer.enable_progress_bar=false",
             "callbacks={}",
             *extra,
@@ -94,7 +138,7 @@ def run_variant(args: argparse.Namespace, extra: list[str]) -> tuple[float, list
         with open_dict(cfg):
             del cfg["hydra"]
         module = build_module(cfg)
-        timer = StepTimer()
+        timer = StepTimer(profile_batch=args.warmup + args.steps if args.profile else None)
         trainer = build_trainer(cfg)
         trainer.callbacks.append(timer)
         trainer.fit(module, datamodule=build_datamodule(cfg))
@@ -103,7 +147,7 @@ def run_variant(args: argparse.Namespace, extra: list[str]) -> tuple[float, list
         peak = torch.cuda.max_memory_allocated() / 2**30
     else:  # the process's peak so far (a variant run after a larger one reports the larger peak)
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-    return sum(steps) / len(steps), steps, peak
+    return sum(steps) / len(steps), steps, peak, timer
 
 
 def main() -> None:
@@ -114,6 +158,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--workers", type=int, default=0, help="data-loader processes (0: in the training process)")
+    parser.add_argument("--profile", action="store_true", help="profile one extra step per variant")
     parser.add_argument("--variants", default="fp32")
     args = parser.parse_args()
     if args.threads:
@@ -122,7 +168,7 @@ def main() -> None:
     baseline = None
     for name in args.variants.split(","):
         extra = [override for part in name.split("+") for override in VARIANTS[part]]
-        seconds, steps, peak = run_variant(args, extra)
+        seconds, steps, peak, timer = run_variant(args, extra)
         baseline = baseline or seconds
         print(
             f"{name}: {args.experiment} step, full width, batch {args.batch}, 256x256, {args.device}, "
@@ -135,6 +181,14 @@ def main() -> None:
                 f"  official (2-core CPU, batch 8): {OFFICIAL_CPU_BATCH8_SECONDS} s/step, "
                 f"{OFFICIAL_CPU_BATCH8_PEAK_GB} GB peak; official/ours {OFFICIAL_CPU_BATCH8_SECONDS / seconds:.2f}x"
             )
+        if args.device == "cuda" and args.batch == 8 and args.experiment == "crdr_stage3":
+            low, high = OFFICIAL_H100_BATCH8_SECONDS
+            print(
+                f"  official (one H100, batch 8): {low}-{high} s/step, {OFFICIAL_H100_BATCH8_PEAK_GIB} GiB peak; "
+                f"official/ours {low / seconds:.2f}-{high / seconds:.2f}x on {torch.cuda.get_device_name()}"
+            )
+        if args.profile:
+            print_profile(timer, args.device)
 
 
 if __name__ == "__main__":

@@ -153,3 +153,33 @@ def test_the_csv_log_continues_the_stopped_runs_rows_up_to_the_resumed_step(tmp_
         ("1", "4.0", ""),
         ("2", "3.5", "0.25"),
     ]
+
+
+@pytest.mark.parametrize("rewrite", ["resumed", "new_column"])
+def test_a_kill_while_the_csv_log_is_rewritten_leaves_the_old_log_whole(tmp_path, monkeypatch, rewrite):
+    log = tmp_path / "metrics.csv"
+    if rewrite == "new_column":  # this process wrote the log; a new metric makes Lightning rewrite its header
+        writer = ContinuingExperimentWriter(str(tmp_path))
+        writer.log_metrics({"train/loss": 5.0}, step=0)
+        writer.save()
+    else:  # a resumed process drops the stopped run's rows after its checkpoint
+        log.write_text("step,train/loss\n0,5.0\n1,4.0\n")
+        writer = ContinuingExperimentWriter(str(tmp_path))
+    before = log.read_bytes()
+
+    def killed(self, rows):
+        raise KeyboardInterrupt  # the process dies after the header of the rewritten file
+
+    monkeypatch.setattr(csv.DictWriter, "writerows", killed)
+    writer.log_metrics({"train/loss": 3.5, "train/bpp": 0.25}, step=1)
+    with pytest.raises(KeyboardInterrupt):
+        writer.save()
+    assert log.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.csv"]  # no temporary file left behind
+    monkeypatch.undo()
+    resumed = ContinuingExperimentWriter(str(tmp_path))  # the run resumed from its step-1 checkpoint
+    resumed.log_metrics({"train/loss": 3.5, "train/bpp": 0.25}, step=1)
+    resumed.save()
+    with open(log, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["step"], r["train/loss"], r["train/bpp"]) for r in rows] == [("0", "5.0", ""), ("1", "3.5", "0.25")]

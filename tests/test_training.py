@@ -363,11 +363,16 @@ def test_ddp_on_two_cpu_processes_equals_one_process_with_the_same_global_batch(
         ["trainer.precision=bf16-mixed"],
         ["module.channels_last=true"],
         ["optimizer.generator.fused=true", "optimizer.discriminator.fused=true"],
+        ["trainer.benchmark=true"],
         ["module.compile.enabled=true", "module.compile.backend=aot_eager"],  # inductor: a C++ compiler
+        ["module.compile.enabled=true", "module.compile.backend=aot_eager", "trainer.precision=bf16-mixed"],
     ],
-    ids=["bf16_autocast", "channels_last", "fused_adam", "torch_compile"],
+    ids=["bf16_autocast", "channels_last", "fused_adam", "cudnn_benchmark", "torch_compile", "torch_compile_bf16"],
 )
-def test_speed_switches_train_on_cpu(tmp_path, switch):
+def test_speed_switches_train_on_cpu(tmp_path, monkeypatch, switch):
+    torch._dynamo.utils.counters.clear()
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)  # the Trainer sets it for the process
+    # iteration 0 is at the top rate level, iteration 1 adds the HRRGAN reference pass (no grad)
     cfg = train_config(tmp_path, [*switch, "trainer.max_steps=2", "trainer.val_check_interval=1000"])
     state = {"likelihood_dtypes": set()}
 
@@ -385,7 +390,9 @@ def test_speed_switches_train_on_cpu(tmp_path, switch):
             lambda mod, args, out: state.setdefault("conv_dtypes", set()).add(out.dtype)
         )
 
-    module, trainer = _fit(cfg, spy)
+    # a network that needs more graphs than dynamo's recompile limit would silently run eagerly
+    with torch._dynamo.config.patch(fail_on_recompile_limit_hit=True):
+        module, trainer = _fit(cfg, spy)
     assert trainer.global_step == 2 and torch.isfinite(trainer.callback_metrics["train/loss"])
     changed = _changed(state["before"], module)
     assert any(k.startswith("generator.decoder") for k in changed) and any(
@@ -397,7 +404,11 @@ def test_speed_switches_train_on_cpu(tmp_path, switch):
         assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
     if "module.compile.enabled=true" in switch:
         assert all(part._compiled_call_impl is not None for part in module.networks_to_compile())
-        assert module.discriminator in module.networks_to_compile()
+        assert all(any(d is part for part in module.networks_to_compile()) for d in module.discriminator.subD_list)
+        assert not torch._dynamo.utils.counters["graph_break"]
+        # networks of one class share graphs: one per input shape and grad mode, not one per network
+        assert torch._dynamo.utils.counters["stats"]["unique_graphs"] < len(module.networks_to_compile())
+    assert torch.backends.cudnn.benchmark == ("trainer.benchmark=true" in switch)
     bf16 = "trainer.precision=bf16-mixed" in switch
     assert state["conv_dtypes"] == ({torch.bfloat16} if bf16 else {torch.float32})
 

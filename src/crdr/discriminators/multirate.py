@@ -27,6 +27,11 @@ class ModuleListDiscriminator(nn.Module):
         self.num_levels = num_levels
         self.subD_list = nn.ModuleList(GvaeDiscriminator(**sub_kwargs) for _ in range(num_levels))
 
+    def compile_units(self) -> list[nn.Module]:
+        """What ``torch.compile`` compiles: the sub-discriminators (the level dispatch stays eager;
+        compiled whole, it would break the graph at the level lookup and recompile per level)."""
+        return list(self.subD_list)
+
     def forward(self, x: Tensor, level: Tensor, latent: Tensor | None = None) -> Tensor:
         """Scores each image with the sub-discriminator of its rate level.
 

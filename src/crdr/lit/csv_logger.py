@@ -8,11 +8,18 @@ from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.loggers.logger import rank_zero_experiment
 
+from crdr.files import atomic_path
+
 
 class ContinuingExperimentWriter(ExperimentWriter):
     """Keeps an existing ``metrics.csv``. The first save of this process drops the old rows from its
     first logged step on (the stopped run's iterations after its checkpoint, which are logged anew)
-    and widens the header to the union of old and new columns; then rows are appended as usual."""
+    and widens the header to the union of old and new columns; then rows are appended as usual.
+
+    Whole-file rewrites (that one, and Lightning's when a new column appears) go to a temporary
+    file renamed over ``metrics.csv``: a kill leaves the old or the new file, never a cut one. An
+    append cut by a kill leaves one partial last line, which a resumed run drops.
+    """
 
     def __init__(self, log_dir: str) -> None:
         self._continuing = False
@@ -31,11 +38,20 @@ class ContinuingExperimentWriter(ExperimentWriter):
             if first_new is not None:  # rows without a readable step (a line cut by a kill) go too
                 rows = [r for r in rows if (step := _step(r)) is not None and step < first_new]
             self.metrics_keys = sorted(set(old_keys) | set(self.metrics_keys))
-            with self._fs.open(self.metrics_file_path, "w", newline="") as f:
-                writer = csv.DictWriter(f, fieldnames=self.metrics_keys)
-                writer.writeheader()
-                writer.writerows(rows)
+            self._write_all(self.metrics_keys, rows)
         super().save()
+
+    def _rewrite_with_new_header(self, fieldnames: list[str]) -> None:  # Lightning's rewrites in place
+        with self._fs.open(self.metrics_file_path, "r", newline="") as f:
+            rows = list(csv.DictReader(f))
+        self._write_all(fieldnames, rows)
+
+    def _write_all(self, fieldnames: list[str], rows: list[dict[str, str]]) -> None:
+        """metrics.csv replaced in one rename (a local folder, as the checkpoints' ``atomic_path``)."""
+        with atomic_path(self.metrics_file_path) as tmp, open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=fieldnames)
+            writer.writeheader()
+            writer.writerows(rows)
 
 
 def _step(row: dict[str, str]) -> int | None:

@@ -42,7 +42,10 @@ class GanModule(RateDistortionModule):
         self.gan_loss = instantiate(gan_loss)
 
     def networks_to_compile(self) -> list[nn.Module]:
-        return super().networks_to_compile() + ([self.discriminator] if self.discriminator is not None else [])
+        """The generator's networks and the discriminator, or its ``compile_units()`` where it has them."""
+        d = self.discriminator
+        units = [] if d is None else d.compile_units() if hasattr(d, "compile_units") else [d]
+        return super().networks_to_compile() + units
 
     def configure_optimizers(self):
         optimizers, schedulers = super().configure_optimizers()
@@ -75,11 +78,12 @@ class GanModule(RateDistortionModule):
         realism = terms.get("perceptual", torch.zeros((), device=x.device))
         if self.discriminator is not None:
             level = self._level(q, x)
-            fake = self.discriminator(out.x_hat * 2 - 1, level, out.y_hat)
+            fake = self.discriminator(_scaled(out.x_hat), level, out.y_hat)
             reference = None
             if self.gan_loss.relativistic:
                 ref_image = self.reference_images(x, q, beta)
-                reference = self.discriminator(ref_image.detach() * 2 - 1, level, out.y_hat).detach()
+                with torch.no_grad():
+                    reference = self.discriminator(_scaled(ref_image), level, out.y_hat)
             terms["adversarial"] = self.gan_loss.generator_loss(fake, reference)
             realism = realism + terms["adversarial"]
         weight = 1.0 if beta is None else beta
@@ -95,8 +99,8 @@ class GanModule(RateDistortionModule):
         d_opt = self._raw_optimizers()[2]
         level = self._level(q, x)
         latent = out.y_hat.detach()
-        real = self.discriminator(x * 2 - 1, level, latent)
-        fake = self.discriminator(out.x_hat.detach() * 2 - 1, level, latent)
+        real = self.discriminator(_scaled(x), level, latent)
+        fake = self.discriminator(_scaled(out.x_hat.detach()), level, latent)
         loss = self.gan_loss.discriminator_loss(real, fake)
         d_opt.zero_grad(set_to_none=True)
         self.manual_backward(loss)
@@ -110,3 +114,9 @@ class GanModule(RateDistortionModule):
             },
             on_step=True,
         )
+
+
+def _scaled(images: Tensor) -> Tensor:
+    """[0, 1] -> the discriminator's [-1, 1], always float32: under mixed precision reconstructions
+    come out in bfloat16 and real images in float32, and one input dtype keeps one compiled graph."""
+    return images.float() * 2 - 1

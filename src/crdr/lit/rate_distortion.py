@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -86,11 +87,21 @@ class RateDistortionModule(LightningModule):
 
     def configure_model(self) -> None:
         """``compile: {enabled: true, backend: ..., mode: ...}``: ``nn.Module.compile`` (in place: the
-        state-dict keys do not change) on ``networks_to_compile()``; compiled on first use."""
+        state-dict keys do not change) on ``networks_to_compile()``; compiled on first use.
+
+        Networks of one class share their compiled graphs, one per input shape, dtype and grad mode
+        (training and the no-grad reference pass), e.g. the 30 slice transforms with 7 input widths.
+        Dynamo's recompile limit is raised to 4 graphs per network of the most repeated class, so
+        no network falls back to eager mode.
+        """
         options = dict(self.hparams.compile or {})
         if not options.pop("enabled", False):
             return
-        for part in self.networks_to_compile():
+        parts = self.networks_to_compile()
+        most_repeated = max(Counter(type(part) for part in parts).values())
+        config = torch._dynamo.config
+        config.recompile_limit = max(config.recompile_limit, 4 * most_repeated)
+        for part in parts:
             part.compile(**{k: v for k, v in options.items() if v is not None})
 
     # -- optimizers --------------------------------------------------------------------------

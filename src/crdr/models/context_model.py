@@ -69,7 +69,9 @@ class ChannelContextModel(nn.Module):
         ``compute_dtype`` (``torch.bfloat16``): the slice transforms run under autocast (about 4x
         faster on CPUs with AMX); mu, sigma and y_hat are float32 either way.
         """
-        h_mu, h_sigma = hyper.chunk(2, dim=1)
+        # float32 like the decoded slices, so every slice transform sees one input dtype (under mixed
+        # precision the hyper-synthesis output is bfloat16; autocast casts it back for the convs)
+        h_mu, h_sigma = hyper.float().chunk(2, dim=1)
         decoded: list[Tensor] = []
         # no compute_dtype: leave any enclosing autocast (mixed-precision training) in charge
         autocast = nullcontext() if compute_dtype is None else torch.autocast(hyper.device.type, dtype=compute_dtype)

@@ -131,8 +131,9 @@ class CrdrGenerator(nn.Module):
         """
         check_image_batch(x)
         batch, _, height, width = x.shape
-        q_t = self.quality_tensor(q, batch)
-        beta_t = self.beta_tensor(beta, batch)
+        # on x's device once, not copied by every rate-controlled layer (and no CPU input to a CUDA graph)
+        q_t = _to(self.quality_tensor(q, batch), x.device)
+        beta_t = _to(self.beta_tensor(beta, batch), x.device)
         latents = self._quantize(x, q_t)
         y_hat = latents["y_hat"]
         x_hat = self._synthesize(y_hat, q_t, beta_t)[:, :, :height, :width]
@@ -149,7 +150,7 @@ class CrdrGenerator(nn.Module):
     def estimate_bpp(self, x: Tensor, q: Scalar | None = None) -> Tensor:
         """(B,) bits per pixel estimated from the likelihoods, without running the synthesis transform."""
         check_image_batch(x)
-        return self._quantize(x, self.quality_tensor(q, x.shape[0]))["bpp"]
+        return self._quantize(x, _to(self.quality_tensor(q, x.shape[0]), x.device))["bpp"]
 
     def _quantize(self, x: Tensor, q: Tensor | None) -> dict[str, Tensor]:
         """Analysis, hyperprior and context model of x in [0, 1]: quantised latents, likelihoods, bpp, qbpp."""
@@ -203,6 +204,10 @@ def _condition_tensor(name: str, value: Scalar | None, batch: int, low: float, h
     if not torch.isfinite(t).all() or (t < low).any() or (t > high).any():
         raise ValueError(f"{name} must lie in [{low:g}, {high:g}], got {t.tolist()}")
     return t
+
+
+def _to(t: Tensor | None, device: torch.device) -> Tensor | None:
+    return None if t is None else t.to(device)
 
 
 def check_image_batch(x: Tensor) -> None:
