@@ -57,9 +57,11 @@ class GanModule(RateDistortionModule):
         return optimizers, schedulers
 
     # -- generator side ----------------------------------------------------------------------
-    def _level(self, q: float | None, x: Tensor) -> Tensor:
+    def _level(self, q: float | None) -> Tensor:
+        """(1,) int64 rate level of the batch, on the CPU: the discriminator checks it and picks its
+        sub-discriminator without waiting for the GPU (as a CUDA tensor, each read is a device sync)."""
         top = (self.generator.num_rate_levels or 1) - 1
-        return torch.tensor([0 if q is None else min(round(q), top)], device=x.device)
+        return torch.tensor([0 if q is None else min(round(q), top)])
 
     def reference_images(self, x: Tensor, q: float | None, beta: float | None) -> Tensor:
         """The image D(x_hat) is compared with: x, or the q + delta reconstruction (HRRGAN); in [0, 1]."""
@@ -77,7 +79,7 @@ class GanModule(RateDistortionModule):
         terms = super().generator_terms(x, out, q, beta)
         realism = terms.get("perceptual", torch.zeros((), device=x.device))
         if self.discriminator is not None:
-            level = self._level(q, x)
+            level = self._level(q)
             fake = self.discriminator(_scaled(out.x_hat), level, out.y_hat)
             reference = None
             if self.gan_loss.relativistic:
@@ -97,7 +99,7 @@ class GanModule(RateDistortionModule):
         if self.discriminator is None:
             return
         d_opt = self._raw_optimizers()[2]
-        level = self._level(q, x)
+        level = self._level(q)
         latent = out.y_hat.detach()
         real = self.discriminator(_scaled(x), level, latent)
         fake = self.discriminator(_scaled(out.x_hat.detach()), level, latent)
