@@ -267,8 +267,7 @@ class Codec:
     def synthesize(self, y_hat: Tensor, stream: Bitstream, beta: Tensor | None) -> Tensor:
         """Synthesis transform, crop to the stored size, clamp, map to [0, 1]."""
         model = self.model
-        q_t = model.quality_tensor(stream.q, 1)
-        q_t = None if q_t is None else q_t.to(self.device)
+        q_t = model.quality_tensor(stream.q, 1, self.device)
         with self._stage("synthesis"), self._reproducible():
             y_hat = y_hat.to(self.device)
             x_hat = model.decoder(y_hat, q_t, beta, compute_dtype=self.synthesis_dtype)

@@ -106,21 +106,21 @@ class CrdrGenerator(nn.Module):
         """Largest realism weight beta; None when the decoder is not beta-conditioned."""
         return self.decoder.max_beta
 
-    def quality_tensor(self, q: Scalar | None, batch: int) -> Tensor | None:
-        """Validates q (scalar or (B,)) and returns it as a float32 (1,) or (B,) tensor."""
+    def quality_tensor(self, q: Scalar | None, batch: int, device: torch.device | str = "cpu") -> Tensor | None:
+        """Validates q (scalar or (B,)) and returns it as a float32 (1,) or (B,) tensor on ``device``."""
         if self.num_rate_levels is None:
             if q is not None:
                 raise ValueError("this model has a single rate: it takes no quality level q")
             return None
-        return _condition_tensor("q", q, batch, 0.0, float(self.num_rate_levels - 1))
+        return _condition_tensor("q", q, batch, 0.0, float(self.num_rate_levels - 1)).to(device)
 
-    def beta_tensor(self, beta: Scalar | None, batch: int) -> Tensor | None:
-        """Validates beta (scalar or (B,)) and returns it as a float32 (1,) or (B,) tensor."""
+    def beta_tensor(self, beta: Scalar | None, batch: int, device: torch.device | str = "cpu") -> Tensor | None:
+        """Validates beta (scalar or (B,)) and returns it as a float32 (1,) or (B,) tensor on ``device``."""
         if self.max_beta is None:
             if beta is not None:
                 raise ValueError("this model is not beta-conditioned: it takes no beta")
             return None
-        return _condition_tensor("beta", beta, batch, 0.0, self.max_beta)
+        return _condition_tensor("beta", beta, batch, 0.0, self.max_beta).to(device)
 
     # -- forward -----------------------------------------------------------------------------
     def forward(self, x: Tensor, q: Scalar | None = None, beta: Scalar | None = None) -> GeneratorOutput:
@@ -132,8 +132,8 @@ class CrdrGenerator(nn.Module):
         check_image_batch(x)
         batch, _, height, width = x.shape
         # on x's device once, not copied by every rate-controlled layer (and no CPU input to a CUDA graph)
-        q_t = _to(self.quality_tensor(q, batch), x.device)
-        beta_t = _to(self.beta_tensor(beta, batch), x.device)
+        q_t = self.quality_tensor(q, batch, x.device)
+        beta_t = self.beta_tensor(beta, batch, x.device)
         latents = self._quantize(x, q_t)
         y_hat = latents["y_hat"]
         x_hat = self._synthesize(y_hat, q_t, beta_t)[:, :, :height, :width]
@@ -150,7 +150,7 @@ class CrdrGenerator(nn.Module):
     def estimate_bpp(self, x: Tensor, q: Scalar | None = None) -> Tensor:
         """(B,) bits per pixel estimated from the likelihoods, without running the synthesis transform."""
         check_image_batch(x)
-        return self._quantize(x, _to(self.quality_tensor(q, x.shape[0]), x.device))["bpp"]
+        return self._quantize(x, self.quality_tensor(q, x.shape[0], x.device))["bpp"]
 
     def _quantize(self, x: Tensor, q: Tensor | None) -> dict[str, Tensor]:
         """Analysis, hyperprior and context model of x in [0, 1]: quantised latents, likelihoods, bpp, qbpp."""
@@ -204,10 +204,6 @@ def _condition_tensor(name: str, value: Scalar | None, batch: int, low: float, h
     if not torch.isfinite(t).all() or (t < low).any() or (t > high).any():
         raise ValueError(f"{name} must lie in [{low:g}, {high:g}], got {t.tolist()}")
     return t
-
-
-def _to(t: Tensor | None, device: torch.device) -> Tensor | None:
-    return None if t is None else t.to(device)
 
 
 def check_image_batch(x: Tensor) -> None:
