@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import csv
 import os
 import subprocess
 import sys
@@ -276,6 +277,36 @@ def test_wandb_logs_offline_without_an_api_key_and_the_csv_is_still_written(tmp_
     assert (tmp_path / "run" / "csv" / "metrics.csv").is_file()
 
 
+def test_train_metrics_are_logged_only_on_the_steps_lightning_writes(tmp_path):
+    """``self.log`` costs host time on every call: iterations between ``log_every_n_steps`` skip it,
+    and the steps that are written still hold every train metric."""
+    run = ["trainer.max_steps=5", "trainer.log_every_n_steps=2", "trainer.val_check_interval=1000"]
+    cfg = train_config(tmp_path, run)
+    logged: list[set[str]] = []
+
+    def spy(module):
+        log, step = module.log, module.training_step
+
+        def recording_log(name, *args, **kwargs):
+            logged[-1].add(name)
+            return log(name, *args, **kwargs)
+
+        def recording_step(batch, batch_idx):
+            logged.append(set())
+            return step(batch, batch_idx)
+
+        module.log, module.training_step = recording_log, recording_step
+
+    _fit(cfg, spy)
+    metrics = {"train/loss", "train/rate", "train/aux", "train/grad_norm", "train/d_loss", "train/q", "train/lr"}
+    assert [metrics <= names for names in logged] == [False, True, False, True, False]  # iterations 2 and 4
+    assert logged[0::2] == [set()] * 3  # nothing else (no progress bar in this run)
+    with open(tmp_path / "csv" / "metrics.csv", newline="") as f:
+        rows = [row for row in csv.DictReader(f) if row.get("train/loss")]
+    assert [int(row["step"]) for row in rows] == [1, 3]
+    assert all(float(row["train/d_loss"]) > 0 for row in rows)
+
+
 def test_generator_gradients_are_clipped_before_each_step(tmp_path):
     cfg = train_config(tmp_path, ["trainer.max_steps=2", "optimizer.clip_grad_norm=0.01"])
     norms = []
@@ -404,6 +435,9 @@ def test_speed_switches_train_on_cpu(tmp_path, monkeypatch, switch):
         assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
     if "module.compile.enabled=true" in switch:
         assert all(part._compiled_call_impl is not None for part in module.networks_to_compile())
+        entropy_models = [module.generator.entropy_model_y, module.generator.entropy_model_z]
+        assert all(hasattr(m.rounded_likelihood, "_torchdynamo_orig_callable") for m in entropy_models)
+        assert any(part is module.perceptual_loss.lpips for part in module.networks_to_compile())
         assert all(any(d is part for part in module.networks_to_compile()) for d in module.discriminator.subD_list)
         assert not torch._dynamo.utils.counters["graph_break"]
         # networks of one class share graphs: one per input shape and grad mode, not one per network

@@ -78,3 +78,41 @@ def test_synthesis_runs_in_bfloat16_close_to_float32(kodak):
         half = model.decoder.to(torch.bfloat16)(y_hat.to(torch.bfloat16), q, beta)
     assert half.dtype == torch.bfloat16
     assert (half.float() - reference).abs().max() < 0.05 * reference.abs().max()
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("name", ["crdr", "crdr_hyperprior"])
+def test_reconstruct_equals_the_forward_reconstruction_without_the_rates(kodak, name, training):
+    """HRRGAN's reference pass: forward's x_hat, bit for bit, at an odd size, without the scale
+    transforms and without drawing the noise of the rate estimate."""
+    model = tiny_model(name, seed=3).train(training)
+    x = torch.cat([kodak[1][:, :, 7:131, 11:74], kodak[2][:, :, 300:424, 500:563]])  # (2, 3, 124, 63)
+    kwargs = {"q": torch.tensor([1.5, 3.0])} | ({"beta": 2.0} if model.max_beta else {})
+    scale_calls = []
+    if model.context_model is not None:
+        for transform in model.context_model.scale_slice_transforms:
+            transform.register_forward_hook(lambda *_: scale_calls.append(1))
+    expected = model(x, **kwargs).x_hat
+    scale_calls.clear()
+    rng = torch.get_rng_state()
+    reconstruction = model.reconstruct(x, **kwargs)
+    assert torch.equal(torch.get_rng_state(), rng)
+    assert scale_calls == []
+    assert reconstruction.shape == x.shape
+    assert torch.equal(reconstruction, expected)
+
+
+@torch.no_grad()
+def test_forward_betas_quantises_once_and_decodes_each_beta_like_forward(kodak):
+    """Validation's grid: one analysis per q, every beta synthesised from the same latents."""
+    model = tiny_model("crdr", seed=5)
+    x = kodak[0][:, :, 200:324, 300:363]  # (1, 3, 124, 63)
+    encodes = []
+    model.encoder.register_forward_hook(lambda *_: encodes.append(1))
+    outputs = model.forward_betas(x, 2.5, [0.0, 2.0, model.max_beta])
+    assert len(encodes) == 1
+    for beta, out in zip([0.0, 2.0, model.max_beta], outputs, strict=True):
+        expected = model(x, 2.5, beta)
+        assert torch.equal(out.x_hat, expected.x_hat) and torch.equal(out.bpp, expected.bpp)
+    assert not torch.equal(outputs[0].x_hat, outputs[2].x_hat)

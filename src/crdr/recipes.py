@@ -72,20 +72,23 @@ def results_note(table: pd.DataFrame) -> str:
     return "; ".join(sorted(map(str, notes)))
 
 
-def tiny_train_overrides(overrides: Sequence[str], images: Path) -> list[str]:
-    """``crdr-train`` overrides that shrink the run given by ``overrides`` to tiny widths on ``images``.
-
-    The model widths are applied to the keys the composed model config has; the run trains 2
-    iterations of batch 2 on 64 px crops on the CPU, validates at the end, exports no demo images.
-    """
+def tiny_width_overrides(overrides: Sequence[str]) -> list[str]:
+    """``crdr-train`` overrides that shrink the model (and discriminator) of the run given by
+    ``overrides`` to tiny widths; the widths are applied to the keys the composed model config has."""
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
         full = compose("train", overrides=list(overrides), return_hydra_config=True)
     model = OmegaConf.to_container(full.model)
     tiny = [f"model.{k}={override_value(v)}" for k, v in TINY_MODEL_WIDTHS.items() if lookup(model, k) is not None]
     if full.get("discriminator", {}).get("channels") is not None:
         tiny.append("discriminator.channels=4")
+    return tiny
+
+
+def tiny_train_overrides(overrides: Sequence[str], images: Path) -> list[str]:
+    """``crdr-train`` overrides that shrink the run given by ``overrides`` to tiny widths on ``images``:
+    2 iterations of batch 2 on 64 px crops on the CPU, validated at the end, no demo images."""
     return [
-        *tiny,
+        *tiny_width_overrides(overrides),
         "data=bundled",
         f"data.train_dirs=[{images}]",
         f"data.val_dirs=[{images}]",

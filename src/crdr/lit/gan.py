@@ -8,7 +8,7 @@ import torch
 from hydra.utils import instantiate
 from torch import Tensor, nn
 
-from crdr.lit.rate_distortion import RateDistortionModule, instantiate_optional
+from crdr.lit.rate_distortion import RateDistortionModule, compile_units, instantiate_optional
 from crdr.models import use_channels_last
 from crdr.models.generator import GeneratorOutput
 
@@ -42,10 +42,8 @@ class GanModule(RateDistortionModule):
         self.gan_loss = instantiate(gan_loss)
 
     def networks_to_compile(self) -> list[nn.Module]:
-        """The generator's networks and the discriminator, or its ``compile_units()`` where it has them."""
-        d = self.discriminator
-        units = [] if d is None else d.compile_units() if hasattr(d, "compile_units") else [d]
-        return super().networks_to_compile() + units
+        """The generator's networks, LPIPS and the discriminator's compile units."""
+        return super().networks_to_compile() + compile_units(self.discriminator)
 
     def configure_optimizers(self):
         optimizers, schedulers = super().configure_optimizers()
@@ -71,7 +69,7 @@ class GanModule(RateDistortionModule):
         if q_ref > self.generator.num_rate_levels - 1:
             return x
         with torch.no_grad():
-            return self.generator(x, q_ref, beta).x_hat
+            return self.generator.reconstruct(x, q_ref, beta)
 
     def generator_terms(
         self, x: Tensor, out: GeneratorOutput, q: float | None, beta: float | None
@@ -108,14 +106,15 @@ class GanModule(RateDistortionModule):
         self.manual_backward(loss)
         d_opt.step()
         self.lr_schedulers_list()[1].step()
-        self.log_dict(
-            {
-                "train/d_loss": loss.detach(),
-                "train/d_real_logit": real.detach().mean(),
-                "train/d_fake_logit": fake.detach().mean(),
-            },
-            on_step=True,
-        )
+        if self.logs_this_step():
+            self.log_dict(
+                {
+                    "train/d_loss": loss.detach(),
+                    "train/d_real_logit": real.detach().mean(),
+                    "train/d_fake_logit": fake.detach().mean(),
+                },
+                on_step=True,
+            )
 
 
 def _scaled(images: Tensor) -> Tensor:

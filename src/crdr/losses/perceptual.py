@@ -79,6 +79,10 @@ class LpipsLoss(nn.Module):
         """Ignored: LPIPS always stays in eval mode."""
         return super().train(False)
 
+    def compile_units(self) -> list[nn.Module]:
+        """What ``torch.compile`` compiles: the LPIPS network (used by ``forward`` and ``distance``)."""
+        return [self.lpips]
+
     def distance(self, x: Tensor, x_hat: Tensor) -> Tensor:
         """Unweighted LPIPS per image: x, x_hat (B, 3, H, W) on [0, 1] (x_hat may be unclamped) -> (B,)."""
         if x.shape != x_hat.shape:

@@ -8,7 +8,7 @@ from contextlib import nullcontext
 import torch
 from torch import Tensor, nn
 
-from crdr.models.entropy_models import StraightThroughGaussianConditional
+from crdr.models.entropy_models import StraightThroughGaussianConditional, round_around
 
 
 class SliceTransform(nn.Module):
@@ -59,15 +59,17 @@ class ChannelContextModel(nn.Module):
     def run_slices(
         self,
         hyper: Tensor,
-        quantize: Callable[[int, Tensor, Tensor], Tensor],
+        quantize: Callable[[int, Tensor, Tensor | None], Tensor],
         compute_dtype: torch.dtype | None = None,
+        scales: bool = True,
     ) -> Tensor:
         """The slice-by-slice loop shared by the forward pass, the encoder and the decoder.
 
         hyper: (B, 2C, h, w). ``quantize(i, mu, sigma)`` returns the quantised slice i (before its
         LRP), however it is obtained (rounding, or rANS decoding). Returns y_hat (B, C, h, w).
         ``compute_dtype`` (``torch.bfloat16``): the slice transforms run under autocast (about 4x
-        faster on CPUs with AMX); mu, sigma and y_hat are float32 either way.
+        faster on CPUs with AMX); mu, sigma and y_hat are float32 either way. ``scales=False``:
+        sigma is None and the scale transforms do not run (y_hat depends on the means only).
         """
         # float32 like the decoded slices, so every slice transform sees one input dtype (under mixed
         # precision the hyper-synthesis output is bfloat16; autocast casts it back for the convs)
@@ -77,19 +79,21 @@ class ChannelContextModel(nn.Module):
         autocast = nullcontext() if compute_dtype is None else torch.autocast(hyper.device.type, dtype=compute_dtype)
         with autocast:
             for i in range(self.num_slices):
-                mu, sigma, mean_support = self._slice_parameters(i, h_mu, h_sigma, decoded)
+                mu, sigma, mean_support = self._slice_parameters(i, h_mu, h_sigma if scales else None, decoded)
                 decoded.append(self._refine(i, mean_support, quantize(i, mu, sigma)))
         return torch.cat(decoded, dim=1)
 
     def _slice_parameters(
-        self, i: int, h_mu: Tensor, h_sigma: Tensor, decoded: Sequence[Tensor]
-    ) -> tuple[Tensor, Tensor, Tensor]:
-        """Returns (mu, sigma, mean_support) of slice i given the slices decoded so far."""
+        self, i: int, h_mu: Tensor, h_sigma: Tensor | None, decoded: Sequence[Tensor]
+    ) -> tuple[Tensor, Tensor | None, Tensor]:
+        """Returns (mu, sigma, mean_support) of slice i given the slices decoded so far (sigma: None
+        without h_sigma)."""
         support = list(decoded[: self.max_support_slices])
         mean_support = torch.cat([h_mu, *support], dim=1)
-        scale_support = torch.cat([h_sigma, *support], dim=1)
         mu = self.mean_slice_transforms[i](mean_support).float()
-        sigma = self.scale_slice_transforms[i](scale_support).float()
+        if h_sigma is None:
+            return mu, None, mean_support
+        sigma = self.scale_slice_transforms[i](torch.cat([h_sigma, *support], dim=1)).float()
         return mu, sigma, mean_support
 
     def _refine(self, i: int, mean_support: Tensor, y_tilde: Tensor) -> Tensor:
@@ -119,3 +123,9 @@ class ChannelContextModel(nn.Module):
         y_hat = self.run_slices(hyper, quantize)
         likelihood = torch.cat(likelihoods, dim=1)
         return y_hat, likelihood, torch.cat(rounded, dim=1) if rounded else likelihood
+
+    def quantize_latents(self, y: Tensor, hyper: Tensor) -> Tensor:
+        """y_hat of ``forward`` alone, (B, C, h, w): no scale transforms and no likelihoods."""
+        y_slices = y.float().chunk(self.num_slices, dim=1)
+        training = self.training
+        return self.run_slices(hyper, lambda i, mu, _: round_around(y_slices[i], mu, training), scales=False)

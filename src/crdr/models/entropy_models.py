@@ -42,19 +42,34 @@ def ste_round(x: Tensor) -> Tensor:
     return x + (torch.round(x) - x).detach()
 
 
+def round_around(values: Tensor, centers: Tensor, training: bool) -> Tensor:
+    """v_hat = round(v - c) + c; in training the rounding is straight-through (identity gradient)."""
+    if training:
+        return ste_round(values - centers) + centers
+    return torch.round(values - centers) + centers
+
+
 def quantize_around(values: Tensor, centers: Tensor, training: bool) -> tuple[Tensor, Tensor]:
     """Returns (v_hat, where the likelihood is evaluated).
 
     Training: ``(ste_round(v - c) + c, v + U(-1/2, 1/2))``; evaluation: ``round(v - c) + c`` for both.
     """
+    v_hat = round_around(values, centers, training)
     if training:
-        noisy = values + torch.empty_like(values).uniform_(-0.5, 0.5)
-        return ste_round(values - centers) + centers, noisy
-    v_hat = torch.round(values - centers) + centers
+        return v_hat, values + torch.empty_like(values).uniform_(-0.5, 0.5)
     return v_hat, v_hat
 
 
-class StraightThroughEntropyBottleneck(EntropyBottleneck):
+class CompiledRoundedLikelihood:
+    """Mixin: ``compile()`` also compiles ``rounded_likelihood`` (the training step calls it beside
+    ``forward`` for every slice), so neither runs eagerly under ``module.compile``."""
+
+    def compile(self, *args, **kwargs) -> None:
+        super().compile(*args, **kwargs)
+        self.rounded_likelihood = torch.compile(self.rounded_likelihood, *args, **kwargs)
+
+
+class StraightThroughEntropyBottleneck(CompiledRoundedLikelihood, EntropyBottleneck):
     """Factorized prior for z (Balle et al. 2018).
 
     The likelihood uses the sign trick of CompressAI <= 1.2.4 (``|sigmoid(s*upper) - sigmoid(s*lower)|``
@@ -126,7 +141,7 @@ class StraightThroughEntropyBottleneck(EntropyBottleneck):
         self.update(force=True)
 
 
-class StraightThroughGaussianConditional(GaussianConditional):
+class StraightThroughGaussianConditional(CompiledRoundedLikelihood, GaussianConditional):
     """Gaussian conditional for y with mean and scale (scales bounded below by ``scale_bound``)."""
 
     def __init__(self, scale_bound: float = 0.11) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -10,7 +11,11 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from crdr.models.context_model import ChannelContextModel
-from crdr.models.entropy_models import StraightThroughEntropyBottleneck, StraightThroughGaussianConditional
+from crdr.models.entropy_models import (
+    StraightThroughEntropyBottleneck,
+    StraightThroughGaussianConditional,
+    round_around,
+)
 from crdr.models.transforms import AnalysisTransform, SynthesisTransform
 
 Scalar = float | int | Tensor
@@ -129,23 +134,49 @@ class CrdrGenerator(nn.Module):
         In training mode the rates use additive noise and the latents straight-through
         rounding; in eval mode both are rounded and x_hat is clamped to [0, 1].
         """
+        return self.forward_betas(x, q, [beta])[0]
+
+    def forward_betas(self, x: Tensor, q: Scalar | None, betas: Sequence[Scalar | None]) -> list[GeneratorOutput]:
+        """``[forward(x, q, beta) for beta in betas]`` with one analysis and quantisation for all
+        (beta conditions the decoder only): the latents and rates are shared, x_hat is per beta."""
         check_image_batch(x)
         batch, _, height, width = x.shape
         # on x's device once, not copied by every rate-controlled layer (and no CPU input to a CUDA graph)
         q_t = self.quality_tensor(q, batch, x.device)
-        beta_t = self.beta_tensor(beta, batch, x.device)
+        beta_ts = [self.beta_tensor(beta, batch, x.device) for beta in betas]
         latents = self._quantize(x, q_t)
-        y_hat = latents["y_hat"]
-        x_hat = self._synthesize(y_hat, q_t, beta_t)[:, :, :height, :width]
-        return GeneratorOutput(
-            (x_hat + 1) / 2,
-            latents["bpp"],
-            y_hat,
-            latents["z_hat"],
-            latents["y_likelihoods"],
-            latents["z_likelihoods"],
-            latents["qbpp"],
-        )
+        outputs = []
+        for beta_t in beta_ts:
+            x_hat = self._synthesize(latents["y_hat"], q_t, beta_t)[:, :, :height, :width]
+            outputs.append(
+                GeneratorOutput(
+                    (x_hat + 1) / 2,
+                    latents["bpp"],
+                    latents["y_hat"],
+                    latents["z_hat"],
+                    latents["y_likelihoods"],
+                    latents["z_likelihoods"],
+                    latents["qbpp"],
+                )
+            )
+        return outputs
+
+    def reconstruct(self, x: Tensor, q: Scalar | None = None, beta: Scalar | None = None) -> Tensor:
+        """``forward(x, q, beta).x_hat`` (same values) without the rates: no likelihoods and no
+        scale transforms of the context model. x: (B, 3, H, W) in [0, 1] -> (B, 3, H, W)."""
+        check_image_batch(x)
+        batch, _, height, width = x.shape
+        q_t = self.quality_tensor(q, batch, x.device)
+        beta_t = self.beta_tensor(beta, batch, x.device)
+        y = self._analysis(x, q_t)
+        # float32 as in the entropy models (under mixed precision the transforms' outputs are bfloat16)
+        z_hat = round_around(self.hyperencoder(y).float(), self.entropy_model_z.medians(), self.training)
+        hyper = self.hyperdecoder(z_hat)
+        if self.context_model is not None:
+            y_hat = self.context_model.quantize_latents(y, hyper)
+        else:
+            y_hat = round_around(y.float(), hyper.chunk(2, dim=1)[0].float(), self.training)
+        return (self._synthesize(y_hat, q_t, beta_t)[:, :, :height, :width] + 1) / 2
 
     def estimate_bpp(self, x: Tensor, q: Scalar | None = None) -> Tensor:
         """(B,) bits per pixel estimated from the likelihoods, without running the synthesis transform."""
@@ -155,7 +186,7 @@ class CrdrGenerator(nn.Module):
     def _quantize(self, x: Tensor, q: Tensor | None) -> dict[str, Tensor]:
         """Analysis, hyperprior and context model of x in [0, 1]: quantised latents, likelihoods, bpp, qbpp."""
         pixels = x.shape[-2] * x.shape[-1]
-        y = self.encoder(pad_to_multiple(x * 2 - 1, self.stride), q)
+        y = self._analysis(x, q)
         z_hat, z_likelihoods = self.entropy_model_z(self.hyperencoder(y))
         z_rounded = self.entropy_model_z.rounded_likelihood(z_hat) if self.training else z_likelihoods
         y_hat, y_likelihoods, y_rounded = self.latent_prior(y, self.hyperdecoder(z_hat))
@@ -169,6 +200,10 @@ class CrdrGenerator(nn.Module):
             "bpp": bpp,
             "qbpp": qbpp,
         }
+
+    def _analysis(self, x: Tensor, q: Tensor | None) -> Tensor:
+        """Latents y of x in [0, 1] (B, 3, H, W), padded to a multiple of ``stride`` first."""
+        return self.encoder(pad_to_multiple(x * 2 - 1, self.stride), q)
 
     def latent_prior(self, y: Tensor, hyper: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Quantises y under the hyperprior (and context model) -> (y_hat, likelihoods, rounded likelihoods)."""
