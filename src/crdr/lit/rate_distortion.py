@@ -238,17 +238,17 @@ class RateDistortionModule(LightningModule):
         self.log_dict(logs, on_step=True, prog_bar=False)
 
     # -- validation --------------------------------------------------------------------------
-    def validation_grid_points(self) -> list[Conditions]:
-        """(q, beta) pairs validated: ``validation.q`` x ``validation.beta`` (default {0, 2, 4} x {0, max})."""
+    def validation_grid_points(self) -> list[tuple[float | None, list[float | None]]]:
+        """Each validated q with its betas: ``validation.q`` x ``validation.beta`` (default {0, 2, 4}
+        x {0, max}); validation quantises once per q and decodes at each of its betas."""
         model = self.generator
         qs = [None] if model.num_rate_levels is None else self.validation_grid.get("q", [0.0, 2.0, 4.0])
         betas = [None] if model.max_beta is None else self.validation_grid.get("beta", [0.0, model.max_beta])
-        return [(None if q is None else float(q), None if b is None else float(b)) for q in qs for b in betas]
+        betas = [None if b is None else float(b) for b in betas]
+        return [(None if q is None else float(q), betas) for q in qs]
 
     def validation_step(self, batch: Tensor, batch_idx: int) -> None:
-        points = self.validation_grid_points()
-        for q in dict.fromkeys(q for q, _ in points):  # one quantisation per q, decoded at each beta
-            betas = [beta for point_q, beta in points if point_q == q]
+        for q, betas in self.validation_grid_points():
             for beta, out in zip(betas, self.generator.forward_betas(batch, q, betas), strict=True):
                 self._validate_point(batch, batch_idx, q, beta, out)
 

@@ -144,22 +144,13 @@ class CrdrGenerator(nn.Module):
         # on x's device once, not copied by every rate-controlled layer (and no CPU input to a CUDA graph)
         q_t = self.quality_tensor(q, batch, x.device)
         beta_ts = [self.beta_tensor(beta, batch, x.device) for beta in betas]
-        latents = self._quantize(x, q_t)
-        outputs = []
-        for beta_t in beta_ts:
-            x_hat = self._synthesize(latents["y_hat"], q_t, beta_t)[:, :, :height, :width]
-            outputs.append(
-                GeneratorOutput(
-                    (x_hat + 1) / 2,
-                    latents["bpp"],
-                    latents["y_hat"],
-                    latents["z_hat"],
-                    latents["y_likelihoods"],
-                    latents["z_likelihoods"],
-                    latents["qbpp"],
-                )
+        latents = self._quantize(x, q_t)  # every GeneratorOutput field but x_hat
+        return [
+            GeneratorOutput(
+                x_hat=(self._synthesize(latents["y_hat"], q_t, beta_t)[:, :, :height, :width] + 1) / 2, **latents
             )
-        return outputs
+            for beta_t in beta_ts
+        ]
 
     def reconstruct(self, x: Tensor, q: Scalar | None = None, beta: Scalar | None = None) -> Tensor:
         """``forward(x, q, beta).x_hat`` (same values) without the rates: no likelihoods and no
