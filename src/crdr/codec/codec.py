@@ -1,10 +1,11 @@
 """Compress images to ``.crdr`` bytes and decompress them, at any realism level beta.
 
 The entropy parameters (hyper-synthesis, context model) always run on the CPU, at both ends, so
-the encoder and the decoder compute bit-identical means and scales; the analysis and synthesis
-transforms run on the codec's device. Every stream carries a CRC-32 of its symbols, so a decoder
-that computes different entropy parameters (another CPU's arithmetic) fails with a clear error
-instead of returning a wrong image.
+the encoder and the decoder compute the same scales and, to the last bits of float arithmetic,
+the same means (docs/bitstream.md says what holds across CPUs and thread counts); the analysis and
+synthesis transforms run on the codec's device. Every stream carries a CRC-32 of its symbols, so a
+decoder that computes different entropy parameters (another CPU's arithmetic) fails with a clear
+error instead of returning a wrong image.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from torch import Tensor
 from crdr.checkpoints import is_dynamic_buffer
 from crdr.codec.container import FINGERPRINT_BYTES, Bitstream, BitstreamError
 from crdr.models.entropy_models import quantize_around
-from crdr.models.generator import CrdrGenerator, Scalar, bits, check_image_batch, pad_to_multiple
+from crdr.models.generator import CrdrGenerator, Scalar, bits, check_image_batch
 from crdr.models.memory_format import use_channels_last
 
 
@@ -139,7 +140,7 @@ class Codec:
         q_t = model.quality_tensor(q, 1)
         height, width = image.shape[-2:]
         with self._stage("analysis"), self._reproducible():
-            x = pad_to_multiple(image.to(self.device) * 2 - 1, model.stride)
+            x = model.frame_input(image.to(self.device))
             y = self._analysis(x, None if q_t is None else q_t.to(self.device), compute_dtype=self.encoder_dtype)
             # the decoder's tensors are NCHW: a channels-last y (fast analysis) would make the entropy
             # parameters' kernels, and so their rounding, differ between the two ends

@@ -192,9 +192,19 @@ class CrdrGenerator(nn.Module):
             "qbpp": qbpp,
         }
 
+    def frame_input(self, x: Tensor) -> Tensor:
+        """x in [0, 1] (B, 3, H, W) -> the analysis input: [-1, 1], padded to a multiple of ``stride``,
+        in the NCHW layout.
+
+        The layout is fixed because it picks the convolution kernels and so their rounding: a view
+        whose strides also read as channels-last (any 1x1 crop) would otherwise give latents, and a
+        decoded image, that differ from the codec's in the last bits.
+        """
+        return pad_to_multiple(x * 2 - 1, self.stride).contiguous()
+
     def _analysis(self, x: Tensor, q: Tensor | None) -> Tensor:
-        """Latents y of x in [0, 1] (B, 3, H, W), padded to a multiple of ``stride`` first."""
-        return self.encoder(pad_to_multiple(x * 2 - 1, self.stride), q)
+        """Latents y of x in [0, 1] (B, 3, H, W) (see :meth:`frame_input`)."""
+        return self.encoder(self.frame_input(x), q)
 
     def latent_prior(self, y: Tensor, hyper: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Quantises y under the hyperprior (and context model) -> (y_hat, likelihoods, rounded likelihoods)."""
