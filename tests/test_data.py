@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import itertools
 import logging
+import multiprocessing
+import os
+import random
+import signal
 import tarfile
+import threading
+import time
+from functools import partial
 from pathlib import Path
 
 import hydra
@@ -14,14 +21,17 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from lightning import seed_everything
+from lightning.fabric.utilities.seed import pl_worker_init_function
 from omegaconf import DictConfig, OmegaConf, open_dict
 from PIL import Image
+from torch.utils.data import DataLoader, Dataset
 
 from crdr.config import config_dir
 from crdr.io import ImageReadError, read_image, write_image
 from crdr.lit.data import ImageDataModule, ImageFolderDataset, TarShardDataset
 from crdr.lit.sampling import ResumableShuffleSampler
 from crdr.lit.shards import write_tar_shards
+from crdr.lit.workers import STOP_SIGNALS, WorkerInit, worker_init_fn
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "tests" / "data"
@@ -376,3 +386,66 @@ def test_a_folder_of_unreadable_training_images_is_an_error(tmp_path: Path) -> N
         (tmp_path / name).write_bytes(b"not an image")
     with pytest.raises(ImageReadError, match="2 training images in a row from index 1 are unreadable"):
         ImageFolderDataset([tmp_path], crop_size=32, skip_unreadable=True)[1]
+
+
+class _WorkerView(Dataset):
+    """Items that show a worker's state: its first random draws and, with ``signalled``, whether it
+    survives the stop signals it sends itself (it is not its own parent)."""
+
+    def __init__(self, signalled: bool) -> None:
+        self.signalled = signalled
+
+    def __len__(self) -> int:
+        return 2
+
+    def __getitem__(self, index: int) -> tuple[bool, float, float, float]:
+        for sig in STOP_SIGNALS if self.signalled else ():
+            os.kill(os.getpid(), sig)
+        deadline = time.monotonic() + 60
+        while STOP_SIGNALS & signal.sigpending() and time.monotonic() < deadline:
+            time.sleep(0.01)  # until the worker has taken them (a process killed by one returns nothing)
+        survived = not STOP_SIGNALS & signal.sigpending()
+        return survived, random.random(), float(np.random.rand()), torch.rand(()).item()
+
+
+def _worker_view(init, signalled: bool) -> list:
+    loader = DataLoader(
+        _WorkerView(signalled), batch_size=None, num_workers=1, worker_init_fn=init, generator=torch.Generator()
+    )
+    return list(loader)
+
+
+def test_loader_workers_ignore_stop_signals_and_keep_lightnings_seeding(tree: Path, monkeypatch) -> None:
+    monkeypatch.setenv("PL_SEED_WORKERS", "1")  # as seed_everything(workers=True) sets it
+    seed_everything(3, workers=True, verbose=False)
+    ours = _worker_view(worker_init_fn(rank=1), signalled=True)
+    assert [item[0] for item in ours] == [True, True]
+    seed_everything(3, workers=True, verbose=False)
+    lightning = _worker_view(partial(pl_worker_init_function, rank=1), signalled=False)
+    assert [item[1:] for item in ours] == [item[1:] for item in lightning]  # the same worker seeds
+    monkeypatch.delenv("PL_SEED_WORKERS")
+    assert worker_init_fn(rank=1).then is None
+    dm = ImageDataModule([str(tree)], val_dirs=[str(tree)], batch_size=2, num_workers=1)
+    assert all(isinstance(loader.worker_init_fn, WorkerInit) for loader in (dm.train_dataloader(), dm.val_dataloader()))
+
+
+def _init_then_wait(ready, init) -> None:
+    init(0)
+    ready.set()
+    threading.Event().wait(600)
+
+
+def test_a_worker_still_stops_on_a_signal_from_its_parent() -> None:
+    """The loader's terminate() of a worker that does not stop in time (SIGTERM from the main process)."""
+    context = multiprocessing.get_context("fork")
+    ready = context.Event()
+    worker = context.Process(target=_init_then_wait, args=(ready, WorkerInit()), daemon=True)
+    worker.start()
+    try:
+        assert ready.wait(60)
+        worker.terminate()
+        worker.join(60)
+        assert worker.exitcode == 128 + signal.SIGTERM
+    finally:
+        worker.kill()
+        worker.join(60)

@@ -1,7 +1,9 @@
-"""Exact resume: a run stopped by SIGKILL, SIGTERM or SIGUSR2 continues with the losses of an uninterrupted run."""
+"""Exact resume: a run stopped by SIGKILL, SIGTERM, SIGUSR2 or SIGINT (to its main process or to all of its
+processes, DataLoader workers included) continues with the losses of an uninterrupted run."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 import signal
@@ -17,7 +19,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from conftest import ROOT, tiny_train_overrides, train_config
 from crdr.lit.checkpoint_io import AtomicCheckpointIO
 from crdr.lit.csv_logger import ContinuingExperimentWriter
-from crdr.train import STOPPED_EXIT_CODE, build_datamodule, build_module, build_trainer
+from crdr.train import INTERRUPTED_EXIT_CODE, STOPPED_EXIT_CODE, build_datamodule, build_module, build_trainer
 
 MAX_STEPS = 6
 #: Checkpoints every 2 iterations (stepN.ckpt and last.ckpt); no validation; losses logged every step.
@@ -37,21 +39,81 @@ def _losses(run_dir: Path) -> dict[int, float]:
         return {int(r["step"]): float(r["train/loss"]) for r in csv.DictReader(f) if r.get("train/loss")}
 
 
-def _start_and_stop_after_first_checkpoint(run_dir: Path, sig: signal.Signals) -> int:
-    """Starts a run, sends ``sig`` once last.ckpt exists, returns the exit status."""
-    process = subprocess.Popen(_command(run_dir), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    last = run_dir / "checkpoints" / "last.ckpt"
-    deadline = time.monotonic() + 300
-    while not last.exists() and process.poll() is None and time.monotonic() < deadline:
+def _live_group(pgid: int) -> list[int]:
+    """The processes of process group ``pgid`` that have not exited (zombies left out; Linux /proc)."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            state, _ppid, group = stat.read_text().rsplit(")", 1)[1].split()[:3]
+        except OSError:  # exited meanwhile
+            continue
+        if state != "Z" and int(group) == pgid:
+            members.append(int(stat.parent.name))
+    return members
+
+
+def _wait(condition, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
         time.sleep(0.05)
-    process.send_signal(sig)
-    _, stderr = process.communicate(timeout=300)
+    return True
+
+
+def _start_and_stop_after_first_checkpoint(
+    run_dir: Path, sig: signal.Signals, *extra: str, group: bool = False
+) -> tuple[int, int]:
+    """Starts a run in a process group of its own and, once last.ckpt exists, sends ``sig`` to its main
+    process (to every process of the group with ``group``, as SLURM and terminals do). Returns the exit
+    status and how many other processes (DataLoader workers) the group held then; all of them must
+    be gone soon after the main process."""
+    process = subprocess.Popen(
+        _command(run_dir, *extra), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+    )
+    last = run_dir / "checkpoints" / "last.ckpt"
+    try:
+        assert _wait(lambda: last.exists() or process.poll() is not None, 300)
+        others = len(_live_group(process.pid)) - 1
+        if group:
+            os.killpg(process.pid, sig)
+        else:
+            process.send_signal(sig)
+        _, stderr = process.communicate(timeout=300)
+        # PyTorch's workers watch their parent: they exit within seconds of a SIGKILLed main process
+        assert _wait(lambda: not _live_group(process.pid), 60), "processes of the run outlived it"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=60)
     assert last.exists(), stderr[-3000:]
-    return process.returncode
+    return process.returncode, others
+
+
+def _assert_resumes_exactly(run_dir: Path, uninterrupted: dict[int, float], graceful: bool, *extra: str) -> None:
+    """The run stopped in ``run_dir``, resumed from its last.ckpt, logs the uninterrupted run's losses."""
+    stopped_at = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]
+    assert 2 <= stopped_at < MAX_STEPS
+    if graceful:  # the iteration in flight finished, was logged and is in the checkpoint
+        assert max(_losses(run_dir)) == stopped_at - 1
+
+    env = {**os.environ, "PYTHONHASHSEED": "1"}  # another process in every respect
+    result = subprocess.run(
+        _command(run_dir, "ckpt_path=last", *extra), cwd=ROOT, capture_output=True, text=True, timeout=600, env=env
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "resuming from" in result.stdout
+    losses = _losses(run_dir)  # the CSV log continues the stopped run's (SIGKILL loses unflushed rows)
+    assert set(range(stopped_at, MAX_STEPS)) <= set(losses)
+    assert losses == {step: uninterrupted[step] for step in losses}  # bit for bit
+    if graceful:
+        assert sorted(losses) == list(range(MAX_STEPS))
+    assert (run_dir / "generator.safetensors").exists()
 
 
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory) -> dict[int, float]:
+    """The losses of a run without DataLoader workers (the training stream does not depend on them)."""
     run_dir = tmp_path_factory.mktemp("uninterrupted")
     result = subprocess.run(_command(run_dir), cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -63,26 +125,30 @@ def uninterrupted(tmp_path_factory) -> dict[int, float]:
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM, signal.SIGUSR2], ids=["kill", "term", "usr2"])
 def test_a_stopped_run_resumes_with_the_uninterrupted_losses(tmp_path, uninterrupted, sig):
-    status = _start_and_stop_after_first_checkpoint(tmp_path, sig)
+    status, _ = _start_and_stop_after_first_checkpoint(tmp_path, sig)
     assert status == (-signal.SIGKILL if sig == signal.SIGKILL else STOPPED_EXIT_CODE)
-    stopped_at = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]
-    assert 2 <= stopped_at < MAX_STEPS
-    graceful = sig != signal.SIGKILL
-    if graceful:  # the iteration in flight finished, was logged and is in the checkpoint
-        assert max(_losses(tmp_path)) == stopped_at - 1
+    _assert_resumes_exactly(tmp_path, uninterrupted, sig != signal.SIGKILL)
 
-    env = {**os.environ, "PYTHONHASHSEED": "1"}  # another process in every respect
-    result = subprocess.run(
-        _command(tmp_path, "ckpt_path=last"), cwd=ROOT, capture_output=True, text=True, timeout=600, env=env
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "resuming from" in result.stdout
-    losses = _losses(tmp_path)  # the CSV log continues the stopped run's (SIGKILL loses unflushed rows)
-    assert set(range(stopped_at, MAX_STEPS)) <= set(losses)
-    assert losses == {step: uninterrupted[step] for step in losses}  # bit for bit
-    if graceful:
-        assert sorted(losses) == list(range(MAX_STEPS))
-    assert (tmp_path / "generator.safetensors").exists()
+
+@pytest.mark.parametrize(
+    ("sig", "persistent"),
+    [(signal.SIGTERM, False), (signal.SIGUSR2, True), (signal.SIGINT, False)],
+    ids=["term", "usr2-persistent-workers", "int"],
+)
+def test_a_signal_to_every_process_of_a_run_with_loader_workers_saves_and_stops(
+    tmp_path, uninterrupted, sig, persistent
+):
+    """SLURM (scancel, submitit's SIGUSR2), ``timeout`` and Ctrl-C signal the workers too: they ignore it."""
+    workers = ["data.num_workers=2", f"data.persistent_workers={str(persistent).lower()}"]
+    status, others = _start_and_stop_after_first_checkpoint(tmp_path, sig, *workers, group=True)
+    assert others >= 2  # the workers were there to receive it
+    assert status == (INTERRUPTED_EXIT_CODE if sig == signal.SIGINT else STOPPED_EXIT_CODE)
+    _assert_resumes_exactly(tmp_path, uninterrupted, True, *workers)
+
+
+def test_the_loader_workers_of_a_killed_run_exit_with_it(tmp_path):
+    status, others = _start_and_stop_after_first_checkpoint(tmp_path, signal.SIGKILL, "data.num_workers=2")
+    assert status == -signal.SIGKILL and others >= 2  # and every worker exited after it
 
 
 def test_resuming_from_a_missing_checkpoint_is_a_clear_error(tmp_path):
@@ -92,9 +158,18 @@ def test_resuming_from_a_missing_checkpoint_is_a_clear_error(tmp_path):
     assert "ckpt_path=last" in output and "does not exist" in output
 
 
-def test_a_stop_signal_saves_then_hands_over_to_the_handler_installed_before(tmp_path):
-    """submitit installs a SIGUSR2 handler that requeues the job; it must run after last.ckpt is saved."""
+def test_a_stop_signal_saves_then_hands_over_to_the_handler_installed_before(tmp_path, monkeypatch):
+    """submitit installs a SIGUSR2 handler that requeues the job; it must run after last.ckpt is saved,
+    once, even when the signals come again while the checkpoint is written."""
     calls = []
+    write = torch.save
+
+    def signalled_again_while_written(obj, f, *args, **kwargs):
+        write(obj, f, *args, **kwargs)  # the temporary file is complete, not yet renamed to last.ckpt
+        for sig in (signal.SIGUSR2, signal.SIGTERM):
+            os.kill(os.getpid(), sig)
+
+    monkeypatch.setattr(torch, "save", signalled_again_while_written)
 
     def requeue(signum, frame):
         calls.append((signum, last.exists()))

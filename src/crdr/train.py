@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import signal
 import warnings
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from crdr.checkpoints import save_generator
 from crdr.config import ConfigError, run_hydra_app
 from crdr.files import IMAGE_SUFFIXES, atomic_path, expand_paths, write_text_atomic
 from crdr.io import ImageReadError, read_image, write_image
+from crdr.lit.callbacks import CheckpointOnSignal
 from crdr.tracking import wandb_has_credentials
 
 log = logging.getLogger("crdr.train")
@@ -42,6 +44,8 @@ USER_ERRORS = (
 
 #: Exit status of a run stopped by SIGTERM (or SIGUSR2) after saving last.ckpt (128 + 15, as for SIGTERM).
 STOPPED_EXIT_CODE = 143
+#: Exit status of a run stopped by SIGINT (Ctrl-C) after saving last.ckpt (128 + 2, as for SIGINT).
+INTERRUPTED_EXIT_CODE = 130
 
 #: Lightning warnings that describe intended behaviour here: LPIPS is frozen in eval mode, checkpoints
 #: are taken after the iteration's updates, tiny datasets have fewer batches than the log interval.
@@ -139,7 +143,8 @@ def run(cfg: DictConfig) -> dict[str, float]:
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
     except SIGTERMException:
         log.warning("stopped by a signal at step %d; resume with ckpt_path=last", trainer.global_step)
-        raise SystemExit(STOPPED_EXIT_CODE) from None
+        received = {cb.received for cb in trainer.callbacks if isinstance(cb, CheckpointOnSignal)}
+        raise SystemExit(INTERRUPTED_EXIT_CODE if signal.SIGINT in received else STOPPED_EXIT_CODE) from None
     if any(isinstance(logger, WandbLogger) for logger in trainer.loggers):
         import wandb
 

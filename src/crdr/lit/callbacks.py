@@ -76,16 +76,21 @@ class CheckpointOnSignal(Callback):
     continues exactly where the run stopped.
 
     ``signals`` default to SIGUSR2, which submitit (``hydra/launcher=slurm``) receives before a time
-    limit or a pre-emption: the handler installed for it before training (submitit's requeue) runs
-    after the save, so the requeued job resumes from this very iteration. ``dirpath`` defaults to
-    the ModelCheckpoint callback's folder. Handlers are installed in the main process only.
+    limit or a pre-emption, and SIGINT (Ctrl-C, which would otherwise raise KeyboardInterrupt
+    anywhere in the iteration). The handler installed for the signal before training (submitit's
+    requeue; not Python's KeyboardInterrupt) runs after the save, so the requeued job resumes from
+    this very iteration. ``dirpath`` defaults to the ModelCheckpoint callback's folder. Handlers are
+    installed in the main process only, from the first training iteration until the save is
+    written: a second signal meanwhile changes nothing. DataLoader workers ignore these signals
+    (``crdr.lit.workers``), so a signal sent to the whole process group stops the run the same way.
     """
 
-    def __init__(self, dirpath: str | None = None, signals: Sequence[str] = ("SIGUSR2",)) -> None:
+    def __init__(self, dirpath: str | None = None, signals: Sequence[str] = ("SIGUSR2", "SIGINT")) -> None:
         self.dirpath = dirpath
         self.signals = [signal.Signals[name] for name in signals]
         self._previous: dict[signal.Signals, Any] = {}
-        self._received: signal.Signals | None = None
+        #: The first of ``signals`` received (None: none, or Lightning's own SIGTERM).
+        self.received: signal.Signals | None = None
         self._trainer: Trainer | None = None
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
@@ -97,7 +102,8 @@ class CheckpointOnSignal(Callback):
             signal.signal(sig, self._stop)
 
     def _stop(self, signum: int, _frame: object) -> None:
-        self._received = signal.Signals(signum)
+        if self.received is None:
+            self.received = signal.Signals(signum)
         if self._trainer is not None:
             # what Lightning's own SIGTERM handler sets: it stops after this iteration, on every rank
             self._trainer._signal_connector.received_sigterm = True
@@ -106,17 +112,20 @@ class CheckpointOnSignal(Callback):
         self._restore_handlers()
 
     def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
-        previous = self._previous.get(self._received) if self._received is not None else None
-        self._restore_handlers()
         if not isinstance(exception, SIGTERMException):
+            self._restore_handlers()
             return
+        previous = self._previous.get(self.received) if self.received is not None else None
         folder = self.dirpath or getattr(trainer.checkpoint_callback, "dirpath", None) or trainer.default_root_dir
         path = Path(folder) / "last.ckpt"
-        trainer.save_checkpoint(path)
-        name = self._received.name if self._received is not None else "SIGTERM"
+        try:
+            trainer.save_checkpoint(path)  # our handlers are still installed: a second signal only sets a flag
+        finally:
+            self._restore_handlers()
+        name = self.received.name if self.received is not None else "SIGTERM"
         log.warning("%s at step %d: saved %s; resume with ckpt_path=last", name, trainer.global_step, path)
-        if callable(previous) and trainer.is_global_zero:
-            previous(self._received, None)  # e.g. submitit: requeue this job
+        if callable(previous) and previous is not signal.default_int_handler and trainer.is_global_zero:
+            previous(self.received, None)  # e.g. submitit: requeue this job
 
     def _restore_handlers(self) -> None:
         for sig, handler in self._previous.items():

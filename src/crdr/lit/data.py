@@ -23,6 +23,7 @@ from crdr.files import IMAGE_SUFFIXES, PathLike, expand_paths
 from crdr.io import ImageReadError, image_size, read_image
 from crdr.lit.sampling import ResumableShuffleSampler
 from crdr.lit.shards import TarShardReader
+from crdr.lit.workers import worker_init_fn
 
 SMALL_IMAGE_MODES = ("pad", "upsample", "skip")
 #: With ``skip_unreadable``, this many unreadable images in a row (from one index on) are an error.
@@ -318,6 +319,8 @@ class ImageDataModule(LightningDataModule):
             persistent_workers=self.persistent_workers and self.num_workers > 0,
             # workers' base seed from their own generator: creating a loader leaves the global RNG alone
             generator=torch.Generator().manual_seed(self.seed),
+            # stop signals sent to the whole process group are the main process's to handle
+            worker_init_fn=worker_init_fn(self.trainer.global_rank if self.trainer is not None else 0),
         )
 
     def train_dataloader(self) -> DataLoader:
