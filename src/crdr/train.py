@@ -89,9 +89,9 @@ def build_loggers(cfg: DictConfig) -> list:
             timeout = node.pop("probe_timeout", PROBE_TIMEOUT)
             root_dir = Path(node.get("save_dir") or node.get("dir") or ".")
             mode = wandb_mode(node.get("offline"), root_dir, timeout, "logger.wandb")
-            # WandbLogger goes offline through WANDB_MODE, which wandb reads only when it is first set up in a
-            # process; wandb.init's own `mode` argument holds however the process used wandb before.
-            node.update(offline=mode != "online", mode=mode)
+            # WandbLogger's offline=True only sets WANDB_MODE, which wandb ignores (with a warning) once its
+            # settings are loaded, as wandb_mode loads them: the mode goes to wandb.init itself.
+            node.update(offline=False, mode=mode)
         loggers.append(instantiate(node))
     return loggers
 
