@@ -163,7 +163,7 @@ def probe(url: str, timeout: float, proxy: str | None = None) -> str | None:
         try:
             opener.open(urllib.request.Request(url, method="HEAD"), timeout=timeout).close()
             outcome.append(None)
-        except HTTPError as err:  # a status such as 401 or 404 is the service's answer; these are a gateway's
+        except HTTPError as err:  # 401, 404, ...: the service answered; 502-504: a gateway answered for it
             outcome.append(f"HTTP {err.code} {err.reason}" if err.code in GATEWAY_ERRORS else None)
         except (OSError, ValueError, http.client.HTTPException) as err:
             outcome.append(_reason(err, timeout))
