@@ -1,26 +1,16 @@
-"""Weights & Biases: offline unless credentials exist, and the evaluation grid as tables and line plots."""
+"""Weights & Biases for evaluation: the grid as tables and line plots (mode chosen by crdr.wandb_mode)."""
 
 from __future__ import annotations
 
-import netrc
-import os
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig
 
+from crdr.wandb_mode import wandb_mode
+
 #: Summary columns plotted against bpp in W&B (lower is better for all but PSNR and MS-SSIM).
 PLOTTED = ("PSNR", "MS-SSIM", "FID", "KID", "LPIPS", "DISTS")
-
-
-def wandb_has_credentials() -> bool:
-    """True when W&B can go online without prompting: WANDB_API_KEY or a `wandb login` netrc entry."""
-    if os.environ.get("WANDB_API_KEY"):
-        return True
-    try:
-        return netrc.netrc().authenticators("api.wandb.ai") is not None
-    except (FileNotFoundError, netrc.NetrcParseError, OSError):
-        return False
 
 
 class WandbGrid:
@@ -29,7 +19,7 @@ class WandbGrid:
     def __init__(self, cfg: DictConfig, config: dict[str, Any]) -> None:
         import wandb
 
-        offline = cfg.wandb.offline if cfg.wandb.offline is not None else not wandb_has_credentials()
+        mode = wandb_mode(cfg.wandb.offline, Path(cfg.output_dir), cfg.wandb.probe_timeout, "wandb")
         self._wandb = wandb
         self.run = wandb.init(
             project=cfg.wandb.project,
@@ -38,7 +28,7 @@ class WandbGrid:
             dir=str(cfg.output_dir),
             config=config,
             job_type="evaluate",
-            mode="offline" if offline else "online",
+            mode=mode,
         )
 
     def log_point(self, row: dict[str, Any]) -> None:

@@ -28,7 +28,7 @@ from crdr.config import ConfigError, run_hydra_app
 from crdr.files import IMAGE_SUFFIXES, atomic_path, expand_paths, write_text_atomic
 from crdr.io import ImageReadError, read_image, write_image
 from crdr.lit.callbacks import CheckpointOnSignal
-from crdr.tracking import wandb_has_credentials
+from crdr.wandb_mode import PROBE_TIMEOUT, WandbUnreachableError, wandb_mode
 
 log = logging.getLogger("crdr.train")
 
@@ -40,6 +40,7 @@ USER_ERRORS = (
     InterpolationToMissingValueError,
     FileNotFoundError,
     ImageReadError,
+    WandbUnreachableError,
 )
 
 #: Exit status of a run stopped by SIGTERM (or SIGUSR2) after saving last.ckpt (128 + 15, as for SIGTERM).
@@ -83,19 +84,19 @@ def _init_keys(cls: type) -> set[str]:
 
 
 def build_loggers(cfg: DictConfig) -> list:
+    """The loggers of ``cfg.logger``; W&B's mode is chosen first (see crdr.wandb_mode: offline without
+    credentials or when the service does not answer within ``probe_timeout`` seconds)."""
     loggers = []
     for name, node in (cfg.get("logger") or {}).items():
-        overrides = {}
         if name == "wandb":
-            offline = node.get("offline")
-            if offline is None:
-                offline = not wandb_has_credentials()
-                if offline:
-                    log.info("W&B: no API key configured, logging offline (upload later with `wandb sync`)")
-            # WandbLogger goes offline through WANDB_MODE, which wandb reads only when it is first set up in a
-            # process; wandb.init's own `mode` argument holds however the process used wandb before.
-            overrides = {"offline": offline, **({"mode": "offline"} if offline else {})}
-        loggers.append(instantiate(node, **overrides))
+            node = OmegaConf.to_container(node, resolve=True)
+            timeout = node.pop("probe_timeout", PROBE_TIMEOUT)
+            root_dir = Path(node.get("save_dir") or node.get("dir") or ".")
+            mode = wandb_mode(node.get("offline"), root_dir, timeout, "logger.wandb")
+            # WandbLogger's offline=True only sets WANDB_MODE, which wandb ignores (with a warning) once its
+            # settings are loaded, as wandb_mode loads them: the mode goes to wandb.init itself.
+            node.update(offline=False, mode=mode)
+        loggers.append(instantiate(node))
     return loggers
 
 

@@ -22,11 +22,19 @@ from crdr.evaluation.suite import MetricConfig, MetricSuite
 from crdr.files import IMAGE_SUFFIXES, expand_paths
 from crdr.io import ImageReadError, read_image
 from crdr.tracking import WandbGrid
+from crdr.wandb_mode import WandbUnreachableError
 
 log = logging.getLogger("crdr.evaluate")
 
 #: Mistakes in the command line or the inputs: one log line and exit status 2, no traceback.
-USER_ERRORS = (FileNotFoundError, CheckpointError, ConfigError, ImageReadError, MissingMandatoryValue)
+USER_ERRORS = (
+    FileNotFoundError,
+    CheckpointError,
+    ConfigError,
+    ImageReadError,
+    MissingMandatoryValue,
+    WandbUnreachableError,
+)
 
 
 def _floats(values: Sequence[Any] | None, used: bool) -> list[float | None]:
