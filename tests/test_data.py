@@ -31,7 +31,7 @@ from crdr.io import ImageReadError, read_image, write_image
 from crdr.lit.data import ImageDataModule, ImageFolderDataset, TarShardDataset
 from crdr.lit.sampling import ResumableShuffleSampler
 from crdr.lit.shards import write_tar_shards
-from crdr.lit.workers import STOP_SIGNALS, WorkerInit, worker_init_fn
+from crdr.lit.workers import STOP_SIGNALS, StopSignalSafeDataLoader, WorkerInit, stop_signals_blocked, worker_init_fn
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "tests" / "data"
@@ -408,11 +408,31 @@ class _WorkerView(Dataset):
         return survived, random.random(), float(np.random.rand()), torch.rand(()).item()
 
 
-def _worker_view(init, signalled: bool) -> list:
-    loader = DataLoader(
+def _worker_view(init, signalled: bool, loader_class: type[DataLoader] = StopSignalSafeDataLoader) -> list:
+    loader = loader_class(
         _WorkerView(signalled), batch_size=None, num_workers=1, worker_init_fn=init, generator=torch.Generator()
     )
     return list(loader)
+
+
+#: While set (in the parent), every forked child starts a thread at fork, before any worker_init_fn, as
+#: W&B's OpenTelemetry exporters do once wandb has run in the process.
+_THREAD_AT_FORK = threading.Event()
+os.register_at_fork(
+    after_in_child=lambda: (
+        _THREAD_AT_FORK.is_set() and threading.Thread(target=time.sleep, args=(60,), daemon=True).start()
+    )
+)
+
+
+def test_threads_started_at_fork_in_a_worker_do_not_take_the_stop_signals() -> None:
+    _THREAD_AT_FORK.set()
+    try:
+        assert [item[0] for item in _worker_view(WorkerInit(), signalled=True)] == [True, True]
+        with pytest.raises(RuntimeError, match="DataLoader worker"):  # what StopSignalSafeDataLoader prevents
+            _worker_view(WorkerInit(), signalled=True, loader_class=DataLoader)
+    finally:
+        _THREAD_AT_FORK.clear()
 
 
 def test_loader_workers_ignore_stop_signals_and_keep_lightnings_seeding(tree: Path, monkeypatch) -> None:
@@ -440,7 +460,8 @@ def test_a_worker_still_stops_on_a_signal_from_its_parent() -> None:
     context = multiprocessing.get_context("fork")
     ready = context.Event()
     worker = context.Process(target=_init_then_wait, args=(ready, WorkerInit()), daemon=True)
-    worker.start()
+    with stop_signals_blocked():  # as StopSignalSafeDataLoader starts its workers
+        worker.start()
     try:
         assert ready.wait(60)
         worker.terminate()

@@ -23,7 +23,7 @@ from crdr.files import IMAGE_SUFFIXES, PathLike, expand_paths
 from crdr.io import ImageReadError, image_size, read_image
 from crdr.lit.sampling import ResumableShuffleSampler
 from crdr.lit.shards import TarShardReader
-from crdr.lit.workers import worker_init_fn
+from crdr.lit.workers import StopSignalSafeDataLoader, worker_init_fn
 
 SMALL_IMAGE_MODES = ("pad", "upsample", "skip")
 #: With ``skip_unreadable``, this many unreadable images in a row (from one index on) are an error.
@@ -310,7 +310,7 @@ class ImageDataModule(LightningDataModule):
             )
 
     def _loader(self, dataset: CroppedImages, batch_size: int, sampler: Sampler | None = None) -> DataLoader:
-        return DataLoader(
+        return StopSignalSafeDataLoader(
             dataset,
             batch_size=batch_size,
             sampler=sampler,
