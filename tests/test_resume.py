@@ -17,6 +17,7 @@ import torch
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from conftest import ROOT, tiny_train_overrides, train_config
+from crdr.lit.callbacks import RngStateCheckpoint
 from crdr.lit.checkpoint_io import AtomicCheckpointIO
 from crdr.lit.csv_logger import ContinuingExperimentWriter
 from crdr.train import INTERRUPTED_EXIT_CODE, STOPPED_EXIT_CODE, build_datamodule, build_module, build_trainer
@@ -258,3 +259,16 @@ def test_a_kill_while_the_csv_log_is_rewritten_leaves_the_old_log_whole(tmp_path
     with open(log, newline="") as f:
         rows = list(csv.DictReader(f))
     assert [(r["step"], r["train/loss"], r["train/bpp"]) for r in rows] == [("0", "5.0", ""), ("1", "3.5", "0.25")]
+
+
+def test_a_checkpoint_taken_before_the_resumed_rng_states_are_restored_carries_them():
+    callback = RngStateCheckpoint()
+    torch.manual_seed(1)
+    saved = callback.state_dict()
+    callback.load_state_dict(saved)
+    torch.manual_seed(2)  # start-up draws of the resumed process
+    assert torch.equal(callback.state_dict()["torch"], saved["torch"])  # e.g. a stop during sanity validation
+    callback.on_train_start(None, None)
+    assert torch.equal(torch.get_rng_state(), saved["torch"])
+    torch.rand(3)
+    assert not torch.equal(callback.state_dict()["torch"], saved["torch"])

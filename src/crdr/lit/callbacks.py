@@ -59,7 +59,9 @@ class RngStateCheckpoint(Callback):
         self._pending: dict[str, Any] | None = None
 
     def state_dict(self) -> dict[str, Any]:
-        return capture_rng_state()
+        # a checkpoint written before the resumed states were restored (a stop during the sanity
+        # validation) must carry those states, not the ones of this process's start-up
+        return self._pending if self._pending is not None else capture_rng_state()
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self._pending = state_dict
