@@ -1,24 +1,22 @@
-"""``crdr``: the command-line tool (compress, decompress, reconstruct, evaluate, plot, shard, data)."""
+"""``crdr``: the command-line tool (compress, decompress, reconstruct, evaluate, plot, shard, data).
+
+Arguments are parsed without importing torch (crdr.cli.parser); the subcommand's implementation is
+imported after parsing, so ``--help`` and argument errors come at once.
+"""
 
 from __future__ import annotations
 
-import argparse
+import importlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+
+from crdr.cli.parser import build_parser
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from crdr.cli import codec_commands, plot, reconstruct, shard
-
-    parser = argparse.ArgumentParser(prog="crdr", description="Controllable generative image compression (CRDR).")
-    commands = parser.add_subparsers(dest="command", required=True)
-    codec_commands.add_parsers(commands)
-    reconstruct.add_parser(commands)
-    plot.add_parsers(commands)
-    shard.add_parser(commands)
-    commands.add_parser("evaluate", help="q x beta grid of metrics (Hydra overrides: crdr evaluate --help)")
-    commands.add_parser("data", help="fetch and verify the paper's datasets (crdr data --help)")
-    return parser
+def implementation(target: str) -> Callable:
+    """The function named ``"package.module:function"`` (a subcommand's ``args.run``), imported now."""
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -32,13 +30,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         from crdr.cli.data import main as data
 
         return data(argv[1:])
+    args = build_parser().parse_args(argv)
+    run = implementation(args.run)
     from crdr.checkpoints import CheckpointError
     from crdr.config import ConfigError
     from crdr.io import ImageReadError
 
-    args = build_parser().parse_args(argv)
     try:
-        return args.run(args)
+        return run(args)
     except (CheckpointError, ConfigError, ImageReadError, ValueError, OSError) as err:
         print(f"crdr {args.command}: error: {err}", file=sys.stderr)
         return 2
