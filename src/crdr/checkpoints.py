@@ -17,6 +17,7 @@ from safetensors import SafetensorError
 from torch import Tensor, nn
 
 from crdr.aligned_safetensors import load_aligned, save_aligned
+from crdr.errors import CheckpointError
 from crdr.files import PathLike, atomic_path
 from crdr.models.entropy_models import DYNAMIC_BUFFERS
 
@@ -24,10 +25,6 @@ from crdr.models.entropy_models import DYNAMIC_BUFFERS
 FORMAT_NAME = "crdr-generator"
 FORMAT_VERSION = "1"
 _ENTROPY_PREFIXES = ("entropy_model_z.", "entropy_model_y.")
-
-
-class CheckpointError(ValueError):
-    """A checkpoint cannot be read, or does not fit the model it is loaded into."""
 
 
 @dataclass
