@@ -8,7 +8,9 @@ never runs. Importing a submodule such as ``compressai.entropy_models`` runs tha
 :func:`import_compressai` runs the real ``compressai/__init__.py`` with its heavy subpackages bound
 to :class:`DeferredSubpackage` placeholders, so only ``entropy_models``, ``ops``, ``typing`` and the
 C extensions load; a placeholder imports its subpackage on first attribute access, and ``import
-compressai.models`` works as usual. Once ``compressai`` is imported (either way) it is left alone.
+compressai.models`` works as usual. Nor is scipy.stats loaded (0.4 s), which
+``compressai.entropy_models`` imports for one normal quantile (see :func:`standardized_quantile`).
+Once ``compressai`` is imported (either way) it is left alone.
 """
 
 from __future__ import annotations
@@ -56,6 +58,12 @@ def import_compressai() -> types.ModuleType:
     for name in DEFERRED_SUBPACKAGES:  # `from compressai import (datasets, ...)` finds these and imports nothing
         setattr(package, name, DeferredSubpackage(f"compressai.{name}"))
     sys.modules["compressai"] = package
+    # `import scipy.stats` at the top of compressai.entropy_models finds this stand-in and loads nothing;
+    # its one use, GaussianConditional._standardized_quantile, is overridden by crdr's subclass, and any
+    # other use (``scipy.stats.x``) imports the real scipy.stats through scipy's lazy submodule loading.
+    stand_in = None if "scipy.stats" in sys.modules else types.ModuleType("scipy.stats")
+    if stand_in is not None:
+        sys.modules["scipy.stats"] = stand_in
     try:
         with warnings.catch_warnings():  # CompressAI 1.2.8 scripts a helper with the deprecated torch.jit.script
             warnings.filterwarnings("ignore", message=r".*torch\.jit\.script", category=FutureWarning)
@@ -64,6 +72,9 @@ def import_compressai() -> types.ModuleType:
         for key in [k for k in sys.modules if k == "compressai" or k.startswith("compressai.")]:
             del sys.modules[key]
         raise
+    finally:
+        if stand_in is not None and sys.modules.get("scipy.stats") is stand_in:
+            del sys.modules["scipy.stats"]
     return package
 
 
@@ -74,8 +85,22 @@ def scale_table() -> Tensor:
     return torch.exp(torch.linspace(math.log(0.11), math.log(256), 64))
 
 
+def standardized_quantile(quantile: float) -> float:
+    """The standard normal quantile: ``scipy.stats.norm.ppf`` (both are Cephes' ``ndtri``; equal values,
+    checked by a test), which ``GaussianConditional.update`` sizes its tables with, without scipy.stats."""
+    return float(torch.special.ndtri(torch.tensor(quantile, dtype=torch.float64)))
+
+
 import_compressai()
 from compressai.ans import RansDecoder, RansEncoder  # noqa: E402
 from compressai.entropy_models import EntropyBottleneck, GaussianConditional  # noqa: E402
 
-__all__ = ["EntropyBottleneck", "GaussianConditional", "RansDecoder", "RansEncoder", "import_compressai", "scale_table"]
+__all__ = [
+    "EntropyBottleneck",
+    "GaussianConditional",
+    "RansDecoder",
+    "RansEncoder",
+    "import_compressai",
+    "scale_table",
+    "standardized_quantile",
+]

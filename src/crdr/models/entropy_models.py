@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from crdr.models.compressai_core import EntropyBottleneck, GaussianConditional, scale_table
+from crdr.models.compressai_core import EntropyBottleneck, GaussianConditional, scale_table, standardized_quantile
 
 #: Buffers whose size depends on the learned parameters; rebuilt by ``update`` and never trusted from files.
 DYNAMIC_BUFFERS = ("_offset", "_quantized_cdf", "_cdf_length", "scale_table")
@@ -139,6 +139,9 @@ class StraightThroughEntropyBottleneck(CompiledRoundedLikelihood, EntropyBottlen
 
 class StraightThroughGaussianConditional(CompiledRoundedLikelihood, GaussianConditional):
     """Gaussian conditional for y with mean and scale (scales bounded below by ``scale_bound``)."""
+
+    #: CompressAI's is ``scipy.stats.norm.ppf``: the same values, without importing scipy.stats.
+    _standardized_quantile = staticmethod(standardized_quantile)
 
     def __init__(self, scale_bound: float = 0.11) -> None:
         super().__init__(None, scale_bound=scale_bound)
