@@ -150,12 +150,20 @@ def main() -> None:
         if args.official is not None:
             reference = official(args.official.resolve(), args.official_python, checkpoint, tmp, env)
             variants.insert(0, reference)
+            print(f"official code: {args.official} with {versions(args.official_python)}")
         print(f"{IMAGE.name} 768x512, {args.threads} thread(s), {args.runs} rounds; CPU: {cpu_name()}")
         for r in range(args.runs):
             for v in variants:
                 v.run_once(tmp / "process.log")
             print(f"round {r + 1}: " + " / ".join(f"{sum(v.seconds[-1]):.2f}" for v in variants) + " s")
         report(variants, reference)
+
+
+def versions(python: str) -> str:
+    """torch and compressai versions that ``python`` imports."""
+    script = "import compressai, torch; print(f'torch {torch.__version__}, compressai {compressai.__version__}')"
+    result = subprocess.run([python, "-W", "ignore", "-c", script], capture_output=True, text=True, check=False)
+    return result.stdout.strip() or f"({python} cannot import torch and compressai)"
 
 
 def cpu_name() -> str:

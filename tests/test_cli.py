@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import gc
 import os
 import subprocess
 import sys
@@ -149,3 +150,8 @@ def test_argument_errors_come_before_any_model_work(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit:
         main(["compress", str(tmp_path), "--checkpoint", "x.pth", "-q", "two", "-o", str(tmp_path)])
     assert exit.value.code == 2 and "invalid float value" in capsys.readouterr().err
+
+
+def test_main_called_from_python_leaves_every_object_collectable(tmp_path, capsys):
+    assert main(["reconstruct", str(tmp_path), "--checkpoint", str(tmp_path / "nope.pth"), "-o", str(tmp_path)]) == 2
+    assert gc.get_freeze_count() == 0 and gc.isenabled()
