@@ -30,7 +30,8 @@ def _read_input(path: Path, max_pixels: int) -> torch.Tensor:
     if width * height > max_pixels:
         raise ImageReadError(
             f"{path}: {width}x{height} is more than --max-pixels={max_pixels} pixels "
-            f"(about {2 + width * height / 1e6:.0f} GB of memory to compress); raise the limit if this machine has it"
+            f"(about {1.4 + 0.7 * width * height / 1e6:.1f} GB of memory to compress); "
+            "raise the limit if this machine has it"
         )
     return read_image(path)
 

@@ -9,8 +9,8 @@ import argparse
 from crdr.cli.arguments import float_list, names_list
 from crdr.evaluation.names import DEFAULT_METRICS, OFFICIAL_DATASETS
 
-#: Larger images are refused before decoding. Measured with the full-width model on CPU: about 2 GB
-#: for the model plus 1 GB per megapixel (1536x1024: 3.3 GB peak).
+#: Larger images are refused before decoding. Measured with the full-width model on CPU: about 1.4 GB
+#: for torch and the model plus 0.7 GB per megapixel (1536x1024: 2.5 GB peak; decompressing it: 3.2 GB).
 DEFAULT_MAX_PIXELS = 12_000_000
 #: ``crdr decompress --precision`` choices (the codec's synthesis dtypes).
 SYNTHESIS_PRECISIONS = ("bfloat16", "float16", "float32")
@@ -48,7 +48,7 @@ def add_codec_parsers(commands: argparse._SubParsersAction) -> None:
         "--max-pixels",
         type=int,
         default=DEFAULT_MAX_PIXELS,
-        help="refuse larger images before decoding them (full-width model: about 2 GB + 1 GB per megapixel)",
+        help="refuse larger images before decoding them (full-width model: about 1.4 GB + 0.7 GB per megapixel)",
     )
     c.add_argument("-o", "--output", required=True, help="output folder")
     c.set_defaults(run="crdr.cli.codec_commands:run_compress")
