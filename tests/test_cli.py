@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import csv
+import gc
+import os
+import subprocess
+import sys
 
-from conftest import GOLDEN_TINY, KODAK, tiny_model
+import pytest
+
+from conftest import GOLDEN_TINY, KODAK, ROOT, tiny_model
 from crdr import load_model, save_generator
 from crdr.cli.main import main
 from crdr.codec import Bitstream
@@ -108,3 +114,44 @@ def test_shard_packs_a_folder_into_tar_shards(tmp_path, capsys):
     assert "packed 3 image(s) into 2 shard(s)" in capsys.readouterr().out
     assert main(["shard", str(tmp_path), "-o", str(tmp_path / "none")]) == 2  # no images there: a clear error
     assert "no .png/.jpg/.jpeg files" in capsys.readouterr().err
+
+
+def test_parsing_and_every_help_import_no_torch():
+    """``crdr --help`` and each subcommand's ``--help`` run without importing torch or the numeric stack
+    (``crdr evaluate --help``, a Hydra app, without torch)."""
+    commands = [[], ["compress"], ["decompress"], ["reconstruct"], ["plot"], ["shard"], ["data"]]
+    script = f"""
+import contextlib, io, sys
+from crdr.cli.main import main
+for command in {commands!r}:
+    with contextlib.redirect_stdout(io.StringIO()) as out:
+        try:
+            main([*command, "--help"])
+        except SystemExit as exit:
+            assert exit.code == 0, (command, exit.code)
+    assert "usage: crdr" in out.getvalue(), command
+heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "numpy", "pandas", "matplotlib", "omegaconf"))
+print(heavy)
+with contextlib.redirect_stdout(io.StringIO()) as out:  # a Hydra app: Hydra, but still no torch
+    try:
+        main(["evaluate", "--help"])
+    except SystemExit as exit:
+        assert exit.code in (0, None), exit.code
+assert "powered by Hydra" in out.getvalue()
+print(sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "numpy", "pandas", "matplotlib")))
+"""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["[]", "[]"]
+
+
+def test_argument_errors_come_before_any_model_work(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit:
+        main(["compress", str(tmp_path), "--checkpoint", "x.pth", "-q", "two", "-o", str(tmp_path)])
+    assert exit.value.code == 2 and "invalid float value" in capsys.readouterr().err
+
+
+def test_main_called_from_python_leaves_every_object_collectable(tmp_path, capsys):
+    assert main(["reconstruct", str(tmp_path), "--checkpoint", str(tmp_path / "nope.pth"), "-o", str(tmp_path)]) == 2
+    assert gc.get_freeze_count() == 0 and gc.isenabled()

@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crdr.cli.plot import add_parsers, run_plot
+from crdr.cli.parser import add_plot_parser
+from crdr.cli.plot import run_plot
 from crdr.evaluation.plots import (
     grid_figure,
     load_results,
@@ -144,13 +145,13 @@ def test_run_plot_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     ours = tmp_path / "crdr_ours.csv"
     official_results("kodak").to_csv(ours, index=False)
     parser = argparse.ArgumentParser(prog="crdr")
-    add_parsers(parser.add_subparsers(dest="command", required=True))
+    add_plot_parser(parser.add_subparsers(dest="command", required=True))
     prefix = tmp_path / "plots" / "kodak_rd"
     args = parser.parse_args(
         ["plot", str(ours), "-o", str(prefix), "--with-official", "KODAK", "--metrics", "PSNR,LPIPS,DISTS"]
     )
-    assert args.run is run_plot
-    assert args.run(args) == 0
+    assert args.run == "crdr.cli.plot:run_plot"
+    assert run_plot(args) == 0
     paths = [Path(line) for line in capsys.readouterr().out.split()]
     _check_outputs(paths, prefix)
     svg = paths[1].read_text()

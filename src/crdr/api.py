@@ -5,10 +5,11 @@ from __future__ import annotations
 import torch
 
 from crdr.arch_from_weights import infer_model_config
-from crdr.checkpoints import check_fit, load_weights, read_checkpoint
-from crdr.config import ConfigLike, build_generator, load_model_config
+from crdr.checkpoints import load_weights, read_checkpoint
+from crdr.config import ConfigLike, build_generator
 from crdr.files import PathLike
 from crdr.models import CrdrGenerator
+from crdr.models.meta_parameters import parameters_on_meta
 
 
 def load_model(
@@ -29,10 +30,8 @@ def load_model(
         checkpoint = read_checkpoint(path)
         if config is None:
             config = checkpoint.config or infer_model_config(checkpoint.state_dict)
-        config = load_model_config(config)  # compose once for both builds below
-        with torch.device("meta"):  # check the file against the architecture before allocating it
-            check_fit(build_generator(config), checkpoint.state_dict)
-        model = build_generator(config)
-        load_weights(model, checkpoint.state_dict)
+        with parameters_on_meta():  # the file's tensors become the parameters: no second copy
+            model = build_generator(config)
+        load_weights(model, checkpoint.state_dict, assign=True)
     model.update_entropy_tables()
     return model.eval().to(device)

@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
+from safetensors import SafetensorError
 from torch import Tensor, nn
 
+from crdr.aligned_safetensors import load_aligned, save_aligned
+from crdr.errors import CheckpointError
 from crdr.files import PathLike, atomic_path
 from crdr.models.entropy_models import DYNAMIC_BUFFERS
 
@@ -24,10 +25,6 @@ from crdr.models.entropy_models import DYNAMIC_BUFFERS
 FORMAT_NAME = "crdr-generator"
 FORMAT_VERSION = "1"
 _ENTROPY_PREFIXES = ("entropy_model_z.", "entropy_model_y.")
-
-
-class CheckpointError(ValueError):
-    """A checkpoint cannot be read, or does not fit the model it is loaded into."""
 
 
 @dataclass
@@ -58,9 +55,7 @@ def read_checkpoint(path: PathLike) -> Checkpoint:
 
 def _read_safetensors(path: Path) -> Checkpoint:
     try:
-        with safe_open(str(path), framework="pt", device="cpu") as f:
-            metadata = f.metadata() or {}
-            state_dict = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (not a dict)
+        state_dict, metadata = load_aligned(path)
     except (SafetensorError, OSError, ValueError) as err:
         raise CheckpointError(f"{path}: not a readable safetensors file ({err})") from None
     config = None
@@ -73,8 +68,12 @@ def _read_safetensors(path: Path) -> Checkpoint:
 
 
 def _read_torch_file(path: Path) -> Checkpoint:
+    with path.open("rb") as f:
+        zip_format = f.read(4) == b"PK\x03\x04"  # torch.save's default format since torch 1.6
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        # mmap: tensors are views of the file's pages, read when first used (only the generator's, for
+        # a Lightning file); the legacy format cannot be mapped and is read whole.
+        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=zip_format)
     except pickle.UnpicklingError as err:
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else "unsupported content"
         raise CheckpointError(
@@ -142,10 +141,19 @@ def _shape_mismatches(weights: dict[str, Tensor], expected: dict[str, Tensor]) -
     ]
 
 
-def load_weights(model: nn.Module, state_dict: dict[str, Tensor]) -> None:
-    """Strictly loads weights into a generator; CDF-table buffers in the file are ignored."""
+def load_weights(model: nn.Module, state_dict: dict[str, Tensor], assign: bool = False) -> None:
+    """Strictly loads weights into a generator; CDF-table buffers in the file are ignored.
+
+    assign: the model's tensors become the file's (no copy; for a model built with
+    ``crdr.models.meta_parameters.parameters_on_meta``), cast to the model's dtypes and made contiguous,
+    so that they compute exactly like copied weights.
+    """
     check_fit(model, state_dict)
-    model.load_state_dict({k: v for k, v in state_dict.items() if not is_dynamic_buffer(k)}, strict=False)
+    weights = {k: v for k, v in state_dict.items() if not is_dynamic_buffer(k)}
+    if assign:
+        own = model.state_dict()
+        weights = {k: v.to(own[k].dtype).contiguous() for k, v in weights.items()}
+    model.load_state_dict(weights, strict=False, assign=assign)
 
 
 def load_matching_weights(model: nn.Module, state_dict: dict[str, Tensor]) -> list[str]:
@@ -174,5 +182,5 @@ def save_generator(model: nn.Module, path: PathLike) -> Path:
     tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items() if not is_dynamic_buffer(k)}
     metadata = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "model_config": json.dumps(config)}
     with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata=metadata)
+        save_aligned(tensors, tmp, metadata)
     return Path(path)

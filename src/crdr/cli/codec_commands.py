@@ -1,4 +1,4 @@
-"""``crdr compress`` and ``crdr decompress``."""
+"""``crdr compress`` and ``crdr decompress``. Their arguments: ``crdr.cli.parser``."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import torch
 from tqdm import tqdm
 
 from crdr.api import load_model
-from crdr.cli.arguments import float_list
 from crdr.codec import Bitstream, BitstreamError, Codec
 from crdr.codec.container import MAX_STREAM_BYTES
 from crdr.codec.target_rate import compress_to_bpp
@@ -20,51 +19,6 @@ from crdr.io import ImageReadError, image_size, read_image, write_image
 
 SUFFIX = ".crdr"
 SYNTHESIS_DTYPES = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}
-#: Larger images are refused before decoding. Measured with the full-width model on CPU: about 2 GB
-#: for the model plus 1 GB per megapixel (1536x1024: 3.3 GB peak).
-DEFAULT_MAX_PIXELS = 12_000_000
-
-
-def add_parsers(commands: argparse._SubParsersAction) -> None:
-    c = commands.add_parser("compress", help="compress images to .crdr files")
-    c.add_argument("inputs", nargs="+", help="image files or folders (PNG/JPEG, searched recursively)")
-    c.add_argument("--checkpoint", required=True, help="official .pth.tar, .safetensors or Lightning .ckpt")
-    rate = c.add_mutually_exclusive_group()
-    rate.add_argument("-q", "--quality", type=float, help="quality level in [0, 4] (continuous)")
-    rate.add_argument("--target-bpp", type=float, help="search q per image to reach this bit rate")
-    c.add_argument("--device", default="cpu", help="cpu or cuda (entropy parameters always run on the CPU)")
-    c.add_argument(
-        "--precision",
-        choices=["bfloat16", "float32"],
-        default="float32",
-        help="float32: files byte-identical to the official code's; bfloat16: analysis and context model "
-        "under bfloat16 autocast, about 3x faster on CPUs with AMX, rate within 1%%, decodable by crdr on "
-        "CPUs with the same bfloat16 arithmetic (checked by a symbols checksum)",
-    )
-    c.add_argument(
-        "--max-pixels",
-        type=int,
-        default=DEFAULT_MAX_PIXELS,
-        help="refuse larger images before decoding them (full-width model: about 2 GB + 1 GB per megapixel)",
-    )
-    c.add_argument("-o", "--output", required=True, help="output folder")
-    c.set_defaults(run=run_compress)
-
-    d = commands.add_parser("decompress", help="decode .crdr files to PNG at one or more realism levels")
-    d.add_argument("inputs", nargs="+", help=".crdr files or folders")
-    d.add_argument("--checkpoint", required=True, help="the checkpoint the files were made with")
-    d.add_argument("--beta", type=float_list, default=None, help="realism weight(s) in [0, 5.12], e.g. 0,2.56,5.12")
-    d.add_argument("--device", default="cpu")
-    d.add_argument(
-        "--precision",
-        choices=sorted(SYNTHESIS_DTYPES),
-        default="float32",
-        help="synthesis precision; bfloat16 is about 3x faster on CPUs with AMX and on GPUs, "
-        "its pixels differ from float32 by a few 1e-3 (the entropy decoding is unchanged; a file made "
-        "with compress --precision bfloat16 runs its context model in bfloat16 whatever this says)",
-    )
-    d.add_argument("-o", "--output", required=True, help="output folder")
-    d.set_defaults(run=run_decompress)
 
 
 def _skip(command: str, reason: object) -> None:
@@ -76,7 +30,8 @@ def _read_input(path: Path, max_pixels: int) -> torch.Tensor:
     if width * height > max_pixels:
         raise ImageReadError(
             f"{path}: {width}x{height} is more than --max-pixels={max_pixels} pixels "
-            f"(about {2 + width * height / 1e6:.0f} GB of memory to compress); raise the limit if this machine has it"
+            f"(about {1.4 + 0.7 * width * height / 1e6:.1f} GB of memory to compress); "
+            "raise the limit if this machine has it"
         )
     return read_image(path)
 

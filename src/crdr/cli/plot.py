@@ -1,4 +1,5 @@
-"""``crdr plot``: rate-distortion-realism curves from result CSVs, optionally over the official CRDR results."""
+"""``crdr plot``: rate-distortion-realism curves from result CSVs, optionally over the official CRDR results.
+Its arguments: ``crdr.cli.parser``."""
 
 from __future__ import annotations
 
@@ -6,37 +7,7 @@ import argparse
 from collections import Counter
 from pathlib import Path
 
-from crdr.evaluation.plots import DEFAULT_METRICS, OFFICIAL_DATASETS, load_results, official_results, plot_rd_curves
-
-
-def _names(text: str) -> list[str]:
-    names = [v.strip() for v in text.split(",") if v.strip()]
-    if not names:
-        raise argparse.ArgumentTypeError(f"expected comma-separated metric names, got {text!r}")
-    return names
-
-
-def add_parsers(commands: argparse._SubParsersAction) -> None:
-    p = commands.add_parser(
-        "plot",
-        help="plot RD curves (bpp vs. PSNR/FID/LPIPS/DISTS, one line per beta) from result CSVs",
-        description="Reads CSVs with columns quality,beta,bpp and metric columns; writes OUTPUT.png and OUTPUT.svg.",
-    )
-    p.add_argument("inputs", nargs="+", metavar="CSV", help="result tables; each is labelled by its file name")
-    p.add_argument("-o", "--output", required=True, metavar="OUTPUT_PREFIX", help="writes OUTPUT_PREFIX.png/.svg")
-    p.add_argument(
-        "--with-official",
-        metavar="DATASET",
-        help=f"overlay the official CRDR results (dashed): {', '.join(OFFICIAL_DATASETS.values())}",
-    )
-    p.add_argument(
-        "--metrics",
-        type=_names,
-        default=list(DEFAULT_METRICS),
-        help=f"comma-separated metrics, one subplot each where present (default {','.join(DEFAULT_METRICS)})",
-    )
-    p.add_argument("--title", help="figure title")
-    p.set_defaults(run=run_plot)
+from crdr.evaluation.plots import load_results, official_results, plot_rd_curves
 
 
 def _labels(paths: list[Path]) -> list[str]:

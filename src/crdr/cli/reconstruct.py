@@ -1,4 +1,5 @@
-"""``crdr reconstruct``: run the generator over images for a grid of (q, beta); save PNGs and a CSV."""
+"""``crdr reconstruct``: run the generator over images for a grid of (q, beta); save PNGs and a CSV.
+Its arguments: ``crdr.cli.parser``."""
 
 from __future__ import annotations
 
@@ -10,25 +11,8 @@ from pathlib import Path
 import torch
 
 from crdr.api import load_model
-from crdr.cli.arguments import float_list
 from crdr.files import IMAGE_SUFFIXES, expand_paths, write_csv_atomic
 from crdr.io import read_image, write_image
-
-
-def add_parser(commands: argparse._SubParsersAction) -> None:
-    p = commands.add_parser(
-        "reconstruct",
-        help="reconstruct images at several (q, beta) and report the estimated bpp and PSNR",
-        description="Runs the model (no bitstream) on images; writes NAME_q{q}_beta{beta}.png and results.csv.",
-    )
-    p.add_argument("inputs", nargs="+", help="image files or folders (PNG/JPEG)")
-    p.add_argument("--checkpoint", help="official .pth.tar, .safetensors or Lightning .ckpt")
-    p.add_argument("--config", help="model config name or YAML (default: from the checkpoint)")
-    p.add_argument("-q", "--quality", type=float_list, default=[2.0], help="quality levels, e.g. 0,2,4")
-    p.add_argument("--beta", type=float_list, default=[2.56], help="realism weights, e.g. 0,5.12")
-    p.add_argument("-o", "--output", required=True, help="output folder")
-    p.add_argument("--device", default="cpu")
-    p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:

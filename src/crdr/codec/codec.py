@@ -20,11 +20,11 @@ from contextlib import contextmanager
 
 import numpy as np
 import torch
-from compressai.ans import RansDecoder, RansEncoder
 from torch import Tensor
 
 from crdr.checkpoints import is_dynamic_buffer
 from crdr.codec.container import FINGERPRINT_BYTES, Bitstream, BitstreamError
+from crdr.models.compressai_core import RansDecoder, RansEncoder
 from crdr.models.entropy_models import quantize_around
 from crdr.models.generator import CrdrGenerator, Scalar, bits, check_image_batch
 from crdr.models.memory_format import use_channels_last
@@ -38,7 +38,8 @@ def weights_fingerprint(model: CrdrGenerator) -> bytes:
             continue
         t = tensor.detach().cpu().contiguous()
         digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
-        digest.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        if t.numel():
+            digest.update(t.view(torch.uint8).numpy())  # hashed in place, not copied
     return digest.digest()[:FINGERPRINT_BYTES]
 
 

@@ -18,6 +18,7 @@ from matplotlib import rc_context
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from crdr.evaluation.names import DEFAULT_METRICS, OFFICIAL_DATASETS
 from crdr.files import PathLike, atomic_path
 
 if TYPE_CHECKING:
@@ -25,10 +26,8 @@ if TYPE_CHECKING:
 
 REQUIRED_COLUMNS = ("quality", "beta", "bpp")
 METRICS = ("PSNR", "MS-SSIM", "FID", "KID", "LPIPS", "DISTS")
-DEFAULT_METRICS = ("PSNR", "FID", "LPIPS", "DISTS")
 LOWER_IS_BETTER = frozenset({"FID", "KID", "LPIPS", "DISTS"})
 NUMERIC_COLUMNS = (*REQUIRED_COLUMNS, *METRICS, "bpp_estimate")
-OFFICIAL_DATASETS = {"kodak": "kodak", "clic": "CLIC", "clic_reproduce": "CLIC_reproduce", "div2k": "DIV2K"}
 FORMATS = ("png", "svg")
 _UNITS = {"PSNR": "PSNR [dB]"}
 _GRID_CELL_WIDTH = 3.2  # inches per grid column

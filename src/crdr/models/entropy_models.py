@@ -7,17 +7,13 @@ Training: the likelihood is evaluated at ``v + u`` (u ~ U(-1/2, 1/2)) and the va
 from __future__ import annotations
 
 import functools
-import warnings
 from collections.abc import Callable
 
 import torch
-
-with warnings.catch_warnings():  # CompressAI 1.2.8 scripts a helper with the deprecated torch.jit.script
-    warnings.filterwarnings("ignore", message=r".*torch\.jit\.script", category=FutureWarning)
-    from compressai.entropy_models import EntropyBottleneck, GaussianConditional
-    from compressai.models.base import get_scale_table
 from torch import Tensor
 from torch.nn import functional as F
+
+from crdr.models.compressai_core import EntropyBottleneck, GaussianConditional, scale_table, standardized_quantile
 
 #: Buffers whose size depends on the learned parameters; rebuilt by ``update`` and never trusted from files.
 DYNAMIC_BUFFERS = ("_offset", "_quantized_cdf", "_cdf_length", "scale_table")
@@ -144,6 +140,9 @@ class StraightThroughEntropyBottleneck(CompiledRoundedLikelihood, EntropyBottlen
 class StraightThroughGaussianConditional(CompiledRoundedLikelihood, GaussianConditional):
     """Gaussian conditional for y with mean and scale (scales bounded below by ``scale_bound``)."""
 
+    #: CompressAI's is ``scipy.stats.norm.ppf``: the same values, without importing scipy.stats.
+    _standardized_quantile = staticmethod(standardized_quantile)
+
     def __init__(self, scale_bound: float = 0.11) -> None:
         super().__init__(None, scale_bound=scale_bound)
 
@@ -164,4 +163,4 @@ class StraightThroughGaussianConditional(CompiledRoundedLikelihood, GaussianCond
 
     def update_tables(self) -> None:
         """64 log-spaced scales from 0.11 to 256, as in the official codec."""
-        self.update_scale_table(get_scale_table(), force=True)
+        self.update_scale_table(scale_table(), force=True)

@@ -176,8 +176,10 @@ class SynthesisTransform(_StagedTransform):
 
 
 def _normal_init(module: nn.Module) -> None:
-    """N(0, 0.02) weights and zero biases for every conv and linear layer (official decoder init)."""
-    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+    """N(0, 0.02) weights and zero biases for every conv and linear layer (official decoder init).
+    Meta weights (``parameters_on_meta``: loaded right after) are skipped: ``normal_`` on the meta
+    device runs torch's Python reference kernel, whose import takes a second."""
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)) and not module.weight.is_meta:
         nn.init.normal_(module.weight, 0.0, 0.02)
         if module.bias is not None:
             nn.init.zeros_(module.bias)

@@ -1,0 +1,117 @@
+"""The ``crdr`` argument parser. Free of torch (and of numpy, pandas, matplotlib): ``crdr --help`` and
+every subcommand's ``--help`` start at once. Each subcommand names its implementation as
+``"module:function"`` in ``args.run``; :func:`crdr.cli.main.main` imports it only after parsing."""
+
+from __future__ import annotations
+
+import argparse
+
+from crdr.cli.arguments import float_list, names_list
+from crdr.evaluation.names import DEFAULT_METRICS, OFFICIAL_DATASETS
+
+#: Larger images are refused before decoding. Measured with the full-width model on CPU: about 1.4 GB
+#: for torch and the model plus 0.7 GB per megapixel (1536x1024: 2.5 GB peak; decompressing it: 3.2 GB).
+DEFAULT_MAX_PIXELS = 12_000_000
+#: ``crdr decompress --precision`` choices (the codec's synthesis dtypes).
+SYNTHESIS_PRECISIONS = ("bfloat16", "float16", "float32")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="crdr", description="Controllable generative image compression (CRDR).")
+    commands = parser.add_subparsers(dest="command", required=True)
+    add_codec_parsers(commands)
+    add_reconstruct_parser(commands)
+    add_plot_parser(commands)
+    add_shard_parser(commands)
+    commands.add_parser("evaluate", help="q x beta grid of metrics (Hydra overrides: crdr evaluate --help)")
+    commands.add_parser("data", help="fetch and verify the paper's datasets (crdr data --help)")
+    return parser
+
+
+def add_codec_parsers(commands: argparse._SubParsersAction) -> None:
+    c = commands.add_parser("compress", help="compress images to .crdr files")
+    c.add_argument("inputs", nargs="+", help="image files or folders (PNG/JPEG, searched recursively)")
+    c.add_argument("--checkpoint", required=True, help="official .pth.tar, .safetensors or Lightning .ckpt")
+    rate = c.add_mutually_exclusive_group()
+    rate.add_argument("-q", "--quality", type=float, help="quality level in [0, 4] (continuous)")
+    rate.add_argument("--target-bpp", type=float, help="search q per image to reach this bit rate")
+    c.add_argument("--device", default="cpu", help="cpu or cuda (entropy parameters always run on the CPU)")
+    c.add_argument(
+        "--precision",
+        choices=["bfloat16", "float32"],
+        default="float32",
+        help="float32: files byte-identical to the official code's; bfloat16: analysis and context model "
+        "under bfloat16 autocast, about 3x faster on CPUs with AMX, rate within 1%%, decodable by crdr on "
+        "CPUs with the same bfloat16 arithmetic (checked by a symbols checksum)",
+    )
+    c.add_argument(
+        "--max-pixels",
+        type=int,
+        default=DEFAULT_MAX_PIXELS,
+        help="refuse larger images before decoding them (full-width model: about 1.4 GB + 0.7 GB per megapixel)",
+    )
+    c.add_argument("-o", "--output", required=True, help="output folder")
+    c.set_defaults(run="crdr.cli.codec_commands:run_compress")
+
+    d = commands.add_parser("decompress", help="decode .crdr files to PNG at one or more realism levels")
+    d.add_argument("inputs", nargs="+", help=".crdr files or folders")
+    d.add_argument("--checkpoint", required=True, help="the checkpoint the files were made with")
+    d.add_argument("--beta", type=float_list, default=None, help="realism weight(s) in [0, 5.12], e.g. 0,2.56,5.12")
+    d.add_argument("--device", default="cpu")
+    d.add_argument(
+        "--precision",
+        choices=SYNTHESIS_PRECISIONS,
+        default="float32",
+        help="synthesis precision; bfloat16 is about 3x faster on CPUs with AMX and on GPUs, "
+        "its pixels differ from float32 by a few 1e-3 (the entropy decoding is unchanged; a file made "
+        "with compress --precision bfloat16 runs its context model in bfloat16 whatever this says)",
+    )
+    d.add_argument("-o", "--output", required=True, help="output folder")
+    d.set_defaults(run="crdr.cli.codec_commands:run_decompress")
+
+
+def add_reconstruct_parser(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser(
+        "reconstruct",
+        help="reconstruct images at several (q, beta) and report the estimated bpp and PSNR",
+        description="Runs the model (no bitstream) on images; writes NAME_q{q}_beta{beta}.png and results.csv.",
+    )
+    p.add_argument("inputs", nargs="+", help="image files or folders (PNG/JPEG)")
+    p.add_argument("--checkpoint", help="official .pth.tar, .safetensors or Lightning .ckpt")
+    p.add_argument("--config", help="model config name or YAML (default: from the checkpoint)")
+    p.add_argument("-q", "--quality", type=float_list, default=[2.0], help="quality levels, e.g. 0,2,4")
+    p.add_argument("--beta", type=float_list, default=[2.56], help="realism weights, e.g. 0,5.12")
+    p.add_argument("-o", "--output", required=True, help="output folder")
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(run="crdr.cli.reconstruct:run")
+
+
+def add_plot_parser(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser(
+        "plot",
+        help="plot RD curves (bpp vs. PSNR/FID/LPIPS/DISTS, one line per beta) from result CSVs",
+        description="Reads CSVs with columns quality,beta,bpp and metric columns; writes OUTPUT.png and OUTPUT.svg.",
+    )
+    p.add_argument("inputs", nargs="+", metavar="CSV", help="result tables; each is labelled by its file name")
+    p.add_argument("-o", "--output", required=True, metavar="OUTPUT_PREFIX", help="writes OUTPUT_PREFIX.png/.svg")
+    p.add_argument(
+        "--with-official",
+        metavar="DATASET",
+        help=f"overlay the official CRDR results (dashed): {', '.join(OFFICIAL_DATASETS.values())}",
+    )
+    p.add_argument(
+        "--metrics",
+        type=names_list,
+        default=list(DEFAULT_METRICS),
+        help=f"comma-separated metrics, one subplot each where present (default {','.join(DEFAULT_METRICS)})",
+    )
+    p.add_argument("--title", help="figure title")
+    p.set_defaults(run="crdr.cli.plot:run_plot")
+
+
+def add_shard_parser(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("shard", help="pack image files or folders into tar shards for data=tar_shards")
+    p.add_argument("inputs", nargs="+", help="image files or folders (PNG/JPEG, searched recursively)")
+    p.add_argument("-o", "--output", required=True, help="folder for shard-000000.tar, shard-000001.tar, ...")
+    p.add_argument("--images-per-shard", type=int, default=1000)
+    p.set_defaults(run="crdr.cli.shard:run")
