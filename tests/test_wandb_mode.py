@@ -12,12 +12,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from lightning.pytorch.loggers import WandbLogger
+from lightning.pytorch.utilities import rank_zero_only
 
 from conftest import GOLDEN_TINY, ROOT, tiny_train_overrides, train_config
 from crdr.cli.main import main
 from crdr.config import ConfigError
 from crdr.io import write_image
-from crdr.train import run
+from crdr.train import build_loggers, run
 from crdr.wandb_mode import WandbUnreachableError, probe, wandb_mode
 
 FAKE_KEY = "0123456789abcdef0123456789abcdef01234567"  # the 40 characters of a W&B API key
@@ -169,6 +171,16 @@ def test_training_with_a_key_and_a_silent_host_trains_and_logs_offline(wandb_env
     (offline_run,) = (out / "wandb").glob("offline-run-*")
     assert b"train/loss" in b"".join(p.read_bytes() for p in offline_run.rglob("*.wandb"))
     assert (out / "generator.safetensors").is_file()
+
+
+def test_only_rank_zero_probes_the_host(wandb_env, black_hole_url, tmp_path, caplog, monkeypatch):
+    """Other DDP ranks never log to W&B (WandbLogger): they neither wait for the host nor print the line."""
+    wandb_env(WANDB_BASE_URL=black_hole_url)
+    cfg = train_config(tmp_path / "run", ["logger=wandb", "logger.wandb.probe_timeout=30"])
+    monkeypatch.setattr(rank_zero_only, "rank", 1)
+    with caplog.at_level("INFO", logger="crdr.wandb_mode"):
+        (logger,) = [logger for logger in build_loggers(cfg) if isinstance(logger, WandbLogger)]
+    assert not _lines(caplog) and logger._wandb_init["mode"] == "offline"
 
 
 @pytest.mark.timeout(120)

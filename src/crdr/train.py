@@ -19,6 +19,7 @@ import lightning as L
 from hydra.errors import InstantiationException
 from hydra.utils import get_class, instantiate
 from lightning.pytorch.loggers import WandbLogger
+from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationToMissingValueError, MissingMandatoryValue
@@ -84,15 +85,17 @@ def _init_keys(cls: type) -> set[str]:
 
 
 def build_loggers(cfg: DictConfig) -> list:
-    """The loggers of ``cfg.logger``; W&B's mode is chosen first (see crdr.wandb_mode: offline without
-    credentials or when the service does not answer within ``probe_timeout`` seconds)."""
+    """The loggers of ``cfg.logger``; W&B's mode is chosen first, on rank 0 (see crdr.wandb_mode: offline
+    without credentials or when the service does not answer within ``probe_timeout`` seconds)."""
     loggers = []
     for name, node in (cfg.get("logger") or {}).items():
         if name == "wandb":
             node = OmegaConf.to_container(node, resolve=True)
             timeout = node.pop("probe_timeout", PROBE_TIMEOUT)
             root_dir = Path(node.get("save_dir") or node.get("dir") or ".")
-            mode = wandb_mode(node.get("offline"), root_dir, timeout, "logger.wandb")
+            # only rank 0 logs to W&B (WandbLogger): the other DDP ranks neither probe nor print the line
+            on_rank_zero = rank_zero_only.rank == 0
+            mode = wandb_mode(node.get("offline"), root_dir, timeout, "logger.wandb") if on_rank_zero else "offline"
             # WandbLogger's offline=True only sets WANDB_MODE, which wandb ignores (with a warning) once its
             # settings are loaded, as wandb_mode loads them: the mode goes to wandb.init itself.
             node.update(offline=False, mode=mode)
