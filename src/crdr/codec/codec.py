@@ -52,9 +52,9 @@ class _Tables:
     """CDF tables of an entropy model as the Python lists the rANS coder takes (converted once)."""
 
     def __init__(self, entropy_model) -> None:
-        self.cdfs = entropy_model._quantized_cdf.tolist()
-        self.lengths = entropy_model._cdf_length.reshape(-1).int().tolist()
-        self.offsets = entropy_model._offset.reshape(-1).int().tolist()
+        self.cdfs = entropy_model.quantized_cdf.tolist()
+        self.lengths = entropy_model.cdf_length.reshape(-1).int().tolist()
+        self.offsets = entropy_model.offset.reshape(-1).int().tolist()
 
 
 class Codec:
@@ -85,7 +85,7 @@ class Codec:
         synthesis_dtype: torch.dtype | None = None,
         encoder_dtype: torch.dtype | None = None,
     ) -> None:
-        if model.entropy_model_y._quantized_cdf.numel() == 0:
+        if model.entropy_model_y.quantized_cdf.numel() == 0:
             raise ValueError("the model's entropy tables are not built; load it with crdr.load_model")
         if encoder_dtype not in (None, torch.bfloat16):
             raise ValueError(f"encoder_dtype must be None (float32) or torch.bfloat16, got {encoder_dtype}")
