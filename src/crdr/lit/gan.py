@@ -10,7 +10,7 @@ from torch import Tensor, nn
 
 from crdr.lit.rate_distortion import RateDistortionModule, compile_units, instantiate_optional
 from crdr.models import use_channels_last
-from crdr.models.generator import GeneratorOutput
+from crdr.models.generator import GeneratorOutput, rate_level
 
 
 class GanModule(RateDistortionModule):
@@ -18,7 +18,7 @@ class GanModule(RateDistortionModule):
 
     Generator loss: ``distortion + rate + beta * (perceptual + adversarial)`` (paper, eq. 7); a
     model without beta conditioning uses weight 1. The discriminator scores images in [-1, 1] at
-    the batch's rate level ``round(q)``, conditioned on the level-q latent y_hat where it uses one.
+    the batch's rate level ``rate_level(q)``, conditioned on the level-q latent y_hat where it uses one.
     Relativistic losses compare D(x_hat) with D(reference): the real image, or, for losses with
     ``high_rate_reference`` (HRRGAN), the generator's reconstruction at ``q + reference_rate_delta``
     with the same beta, computed with the pre-update weights and without gradients (the real image
@@ -58,8 +58,7 @@ class GanModule(RateDistortionModule):
     def _level(self, q: float | None) -> Tensor:
         """(1,) int64 rate level of the batch, on the CPU: the discriminator checks it and picks its
         sub-discriminator without waiting for the GPU (as a CUDA tensor, each read is a device sync)."""
-        top = (self.generator.num_rate_levels or 1) - 1
-        return torch.tensor([0 if q is None else min(round(q), top)])
+        return torch.tensor([0 if q is None else rate_level(q)])
 
     def reference_images(self, x: Tensor, q: float | None, beta: float | None) -> Tensor:
         """The image D(x_hat) is compared with: x, or the q + delta reconstruction (HRRGAN); in [0, 1]."""

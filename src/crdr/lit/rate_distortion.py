@@ -16,7 +16,7 @@ from crdr.config import build_generator
 from crdr.io import write_image
 from crdr.metrics import psnr_8bit
 from crdr.models import use_channels_last
-from crdr.models.generator import GeneratorOutput
+from crdr.models.generator import GeneratorOutput, rate_level
 
 #: (q, beta) of one iteration; None where the model has no rate levels / no beta conditioning.
 Conditions = tuple[float | None, float | None]
@@ -129,7 +129,7 @@ class RateDistortionModule(LightningModule):
         self, x: Tensor, out: GeneratorOutput, q: float | None, beta: float | None
     ) -> dict[str, Tensor]:
         """Named loss terms (scalars) and their total under ``"loss"``; x, out.x_hat in [0, 1]."""
-        level = None if q is None else round(q)
+        level = None if q is None else rate_level(q)
         terms = {
             "distortion": self.distortion_loss(x, out.x_hat),
             "rate": self.rate_loss(out.bpp, self._global_mean(out.qbpp), level),

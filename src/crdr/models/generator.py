@@ -63,6 +63,12 @@ def pad_to_multiple(x: Tensor, multiple: int) -> Tensor:
     return x
 
 
+def rate_level(q: float) -> int:
+    """The trained rate level a quality level q in [0, L - 1] belongs to: the nearest integer (ties to
+    even, Python's ``round``). Picks the rate loss's target and the stage-3 sub-discriminator."""
+    return round(q)
+
+
 def bits(likelihoods: Tensor) -> Tensor:
     """(B, ...) likelihoods -> (B,) total information content in bits."""
     return torch.log(likelihoods).flatten(1).sum(dim=1) / -math.log(2)
