@@ -10,9 +10,9 @@ scikit-image and matplotlib, never the Kodak images, which stay the evaluation s
 SOURCES.md to DATA_ROOT/crdr-tiny-train. LPIPS uses a random AlexNet backbone (no ImageNet weights
 offline). Writes OUT/stage{1,2,3}/ and the final OUT/stage3/generator.safetensors.
 
-Budget (AMD EPYC Zen 4, one thread, batch 8 of 128 px; measured over 10 steps while the other core
-was busy): stage 1 about 1.3 s per iteration x 3000, stage 2 about 0.8 s x 4000, stage 3 about
-1.0 s x 4000, i.e. about 3 hours with validation, or less on two threads.
+Budget (AMD EPYC Zen 4, one thread, batch 8 of 128 px): stage 1 runs at 0.6 s per iteration in the
+real run (3000 in about 30 min); 10-step probes with the other core busy gave 1.3 / 0.8 / 1.0 s for
+stages 1 / 2 / 3, so the whole chain (11000 iterations and validation) takes about 2-3 hours.
 """
 
 from __future__ import annotations
