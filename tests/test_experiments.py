@@ -17,6 +17,7 @@ from omegaconf import OmegaConf
 from conftest import ROOT
 from crdr import load_model
 from crdr.config import config_dir
+from crdr.training_photos import PHOTOS
 
 RECIPES = sorted(p.stem for p in (ROOT / "experiments").glob("*.py"))
 ABLATIONS = {
@@ -50,7 +51,7 @@ def _commands(output: str) -> list[list[str]]:
 
 
 def test_every_recipe_is_tested_here() -> None:
-    assert set(RECIPES) == {"train_chain", "evaluate_grid", "rd_realism_figure", *ABLATIONS}
+    assert set(RECIPES) == {"train_chain", "train_crdr_tiny", "evaluate_grid", "rd_realism_figure", *ABLATIONS}
 
 
 @pytest.mark.slow
@@ -64,6 +65,33 @@ def test_train_chain_tiny(tmp_path: Path) -> None:
     model = load_model(out / "stage3" / "generator.safetensors")
     assert model.num_rate_levels == 5 and model.max_beta == pytest.approx(5.12)
     assert load_model(out / "stage2" / "generator.safetensors").max_beta is None
+
+
+@pytest.mark.slow
+def test_train_crdr_tiny_tiny(tmp_path: Path) -> None:
+    out = tmp_path / "tiny"
+    result = _recipe("train_crdr_tiny", "--tiny", "--out", str(out))
+    commands = _commands(result.stdout)
+    assert [c[1] for c in commands] == [f"experiment=crdr_tiny_stage{s}" for s in (1, 2, 3)]
+    photos = out / "data" / "crdr-tiny-train"
+    assert {p.name for p in photos.iterdir()} == {"SOURCES.md", *(p.name for p in PHOTOS)}
+    for stage in (1, 2, 3):  # trained on the photographs, each stage from the previous one's last checkpoint
+        cfg = OmegaConf.load(out / f"stage{stage}" / "config.yaml")
+        assert list(cfg.data.train_dirs) == [str(photos)]
+        previous = None if stage == 1 else str(out / f"stage{stage - 1}" / "checkpoints" / "last.ckpt")
+        assert cfg.init_from == previous
+    model = load_model(out / "stage3" / "generator.safetensors")
+    assert model.num_rate_levels == 5 and model.max_beta == pytest.approx(5.12)
+
+
+def test_crdr_tiny_stages_at_full_size_train_on_the_photographs_only() -> None:
+    for stage in (1, 2, 3):
+        with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+            cfg = compose("train", overrides=[f"experiment=crdr_tiny_stage{stage}"], return_hydra_config=True)
+        assert cfg.data.train_dirs == ["${paths.data_root}/crdr-tiny-train"]
+        assert cfg.model.encoder.channels == 64 and cfg.trainer.max_steps >= 3000
+        milestone = cfg.optimizer.scheduler.milestones
+        assert milestone == [cfg.trainer.max_steps * 4 // 5]  # the paper's x0.1 at 80% of each stage
 
 
 @pytest.mark.slow
