@@ -5,7 +5,7 @@ scaled-down widths (conf/model/crdr_tiny.yaml), 128 px crops, iterations and LR 
 (conf/experiment/crdr_tiny_stage{1,2,3}.yaml). Seed 0 (conf/train.yaml); every stage resumes exactly
 from its last.ckpt when rerun, so the run can be stopped and continued over several sessions.
 
-First writes the training photographs (crdr.training_photos: nine photographs shipped offline with
+First writes the training photographs (crdr.datasets.training_photos: nine photographs shipped offline with
 scikit-image and matplotlib, never the Kodak images, which stay the evaluation set) with their
 SOURCES.md to DATA_ROOT/crdr-tiny-train. LPIPS uses a random AlexNet backbone (no ImageNet weights
 offline). Writes OUT/stage{1,2,3}/ and the final OUT/stage3/generator.safetensors.
@@ -22,8 +22,8 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from crdr.datasets.training_photos import write_training_photos
 from crdr.recipes import parse_recipe_args
-from crdr.training_photos import write_training_photos
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -17,7 +17,7 @@ from omegaconf import OmegaConf
 from conftest import ROOT
 from crdr import load_model
 from crdr.config import config_dir
-from crdr.training_photos import PHOTOS
+from crdr.datasets.training_photos import PHOTOS
 
 RECIPES = sorted(p.stem for p in (ROOT / "experiments").glob("*.py"))
 ABLATIONS = {

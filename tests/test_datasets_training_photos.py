@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 
 from conftest import ROOT
+from crdr.datasets.training_photos import PHOTOS, write_training_photos
 from crdr.files import sha256_file
 from crdr.io import read_image
-from crdr.training_photos import PHOTOS, write_training_photos
 
 KODAK = sorted((ROOT / "tests" / "data").glob("kodim*.png"))
 
