@@ -33,6 +33,7 @@ SUMMARY_COLUMNS = [
     "num_images",
     "fid_patches",
     "note",
+    "protocol",
 ]
 IMAGE_COLUMNS = ["dataset", "image", "height", "width", "quality", "beta", "bytes", "bpp", "bpp_estimate"]
 IMAGE_METRICS = ["PSNR", "MS-SSIM", "LPIPS", "DISTS"]
@@ -79,7 +80,7 @@ def evaluate_grid(
     likelihood estimate in ``bpp_estimate``), entropy-decoded once, and synthesised at every beta.
     ``results.csv`` (one row per grid point) and ``per_image.csv`` are rewritten atomically after
     each q; a rerun into the same folder skips the grid points already in ``results.csv``
-    (``run.json`` must match: same model fingerprint, images and metric settings).
+    (``run.json`` must match: same model fingerprint, images, metric settings, networks and protocol).
     """
     output_dir.mkdir(parents=True, exist_ok=True)
     _check_or_write_run(output_dir, codec, images, suite)
@@ -93,7 +94,7 @@ def evaluate_grid(
             continue
         rows, fids = _evaluate_rate(codec, images, q, todo[q], suite, dataset, bar)
         for beta in todo[q]:
-            row = _summary_row(dataset, q, beta, rows[beta], fids[beta], suite.note)
+            row = _summary_row(dataset, q, beta, rows[beta], fids[beta], suite)
             summary.append({k: _fmt(v) for k, v in row.items()})
             per_image.extend({k: _fmt(v) for k, v in r.items()} for r in rows[beta])
             if on_point is not None:
@@ -138,8 +139,9 @@ def _evaluate_rate(codec, images, q, betas, suite, dataset, bar):
     return rows, fids
 
 
-def _summary_row(dataset, q, beta, rows, fid, note) -> dict[str, Any]:
-    row: dict[str, Any] = {"dataset": dataset, "quality": q, "beta": beta, "num_images": len(rows), "note": note}
+def _summary_row(dataset, q, beta, rows, fid, suite) -> dict[str, Any]:
+    row: dict[str, Any] = {"dataset": dataset, "quality": q, "beta": beta, "num_images": len(rows)}
+    row.update(note=suite.note, protocol=suite.protocol())
     for column in ["bpp", "bpp_estimate", *IMAGE_METRICS]:
         values = [r[column] for r in rows if column in r]
         row[column] = mean(values) if values else None
@@ -154,11 +156,14 @@ def _as_lists(rows: list[dict[str, str]], columns: list[str]) -> list[list[str]]
 
 
 def _check_or_write_run(output_dir: Path, codec: Codec, images: Sequence[Path], suite: MetricSuite) -> None:
-    """Refuses to resume into a folder evaluated with another model, image set or metric setting."""
+    """Refuses to resume into a folder evaluated with another model, image set, metric setting, network
+    (weight file or random seed) or protocol."""
     run = {
         "model_fingerprint": codec.fingerprint.hex(),
         "images": [p.name for p in images],
         "metrics": vars(suite.config),
+        "networks": suite.networks,
+        "protocol": suite.protocol(),
     }
     path = output_dir / RUN_FILE
     if path.is_file():
