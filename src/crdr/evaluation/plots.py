@@ -107,14 +107,21 @@ def _present(metric: str, results: Mapping[str, pd.DataFrame]) -> bool:
     return any(metric in t.columns and t[metric].notna().any() for t in results.values())
 
 
+def _betas(table: pd.DataFrame) -> list[float | None]:
+    """The table's realism levels, sorted; None for rows without one (a codec with no beta, e.g. JPEG)."""
+    betas: list[float | None] = sorted(table["beta"].dropna().unique())
+    return [*betas, None] if table["beta"].isna().any() else betas
+
+
 def rd_figure(
     results: Mapping[str, pd.DataFrame],
     metrics: Sequence[str] = DEFAULT_METRICS,
     title: str | None = None,
 ) -> Figure:
     """Builds the RD figure: one subplot per metric present in any table, bpp on x, one line per
-    (label, beta) sorted by bpp; official tables (``attrs["official"]`` or a label starting with
-    "official") are dashed. Raises ValueError when no table has any of ``metrics``."""
+    (label, beta) sorted by bpp (one per label for rows without beta); official tables
+    (``attrs["official"]`` or a label starting with "official") are dashed. Raises ValueError when no
+    table has any of ``metrics``."""
     if not results:
         raise ValueError("no result tables to plot")
     for label, table in results.items():
@@ -130,25 +137,26 @@ def rd_figure(
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
 
     # One color per (label, beta) curve, the same in every subplot; one marker per beta.
-    curves = [(label, beta) for label, table in results.items() for beta in sorted(table["beta"].dropna().unique())]
+    curves = [(label, beta) for label, table in results.items() for beta in _betas(table)]
     colors = {curve: f"C{i % 10}" for i, curve in enumerate(curves)}
-    all_betas = sorted({beta for _, beta in curves})
+    all_betas = sorted({beta for _, beta in curves if beta is not None})
     handles: dict[str, object] = {}
     for ax, metric in zip(axes, shown, strict=False):
         for label, table in results.items():
             if metric not in table.columns:
                 continue
             official = _is_official(label, table)
-            for beta, group in table.groupby("beta", sort=True):
+            for beta in _betas(table):
+                group = table[table["beta"].isna()] if beta is None else table[table["beta"] == beta]
                 points = group[["bpp", metric]].dropna().sort_values("bpp")
                 if points.empty:
                     continue
-                name = f"{label}, beta={beta:g}"
+                name = label if beta is None else f"{label}, beta={beta:g}"
                 (line,) = ax.plot(
                     points["bpp"].to_numpy(),
                     points[metric].to_numpy(),
                     linestyle="--" if official else "-",
-                    marker=_MARKERS[all_betas.index(beta) % len(_MARKERS)],
+                    marker=_MARKERS[all_betas.index(beta) % len(_MARKERS)] if beta is not None else "x",
                     markersize=4,
                     color=colors[(label, beta)],
                     label=name,

@@ -1,0 +1,64 @@
+"""``crdr score``: any codec's reconstructions scored like ``crdr evaluate`` (crdr.evaluation.score), then RD
+plots over other results. Its arguments: ``crdr.cli.parser``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from crdr.cli.parser import SCORE_METRICS
+from crdr.cli.plot import _labels
+from crdr.evaluation.plots import load_results, official_results, plot_rd_curves
+from crdr.evaluation.score import RatePoint, score_codec
+from crdr.evaluation.suite import MetricConfig, MetricSuite
+
+
+def _points(args: argparse.Namespace) -> list[RatePoint]:
+    n = len(args.reconstructions)
+    qualities = args.quality if args.quality is not None else [float(i) for i in range(n)]
+    betas = args.beta if args.beta is not None else [None]
+    betas = betas * n if len(betas) == 1 else betas
+    if len(args.rates) != n or len(qualities) != n or len(betas) != n:
+        raise ValueError(
+            f"{n} --reconstructions folders need as many --rates and --quality labels "
+            f"(got {len(args.rates)} and {len(qualities)}) and one or {n} --beta labels"
+        )
+    return [
+        RatePoint(Path(r), Path(rate), q, b)
+        for r, rate, q, b in zip(args.reconstructions, args.rates, qualities, betas, strict=True)
+    ]
+
+
+def _suite(args: argparse.Namespace) -> MetricSuite:
+    unknown = sorted(set(args.metrics) - set(SCORE_METRICS))
+    if unknown:
+        raise ValueError(f"unknown metric(s) {', '.join(unknown)}; choose from {', '.join(SCORE_METRICS)}")
+    on = set(args.metrics)
+    config = MetricConfig(
+        psnr="PSNR" in on,
+        ms_ssim="MS-SSIM" in on,
+        lpips="LPIPS" in on,
+        dists="DISTS" in on,
+        fid="FID" in on,
+        fid_protocol=args.fid_protocol,
+        patch_size=args.patch_size,
+        reconstruction_8bit=args.reconstruction_8bit,
+        weights_dir=args.weights_dir,
+        random_backbones=args.random_backbones,
+    )
+    return MetricSuite(config, device=args.device)
+
+
+def run(args: argparse.Namespace) -> int:
+    points, suite, output = _points(args), _suite(args), Path(args.output)
+    score_codec(Path(args.originals), points, suite, output, args.codec, args.dataset, args.resize, args.progress)
+    tables = {args.codec: load_results(output / "results.csv")}
+    overlays = [Path(p) for p in args.overlay]
+    tables.update({label: load_results(p) for label, p in zip(_labels(overlays), overlays, strict=True)})
+    if args.with_official:
+        official = official_results(args.with_official)
+        tables[f"official {official.attrs['dataset']}"] = official
+    title = f"{args.dataset or Path(args.originals).resolve().name}" + (f"\n({suite.note})" if suite.note else "")
+    for path in [output / "results.csv", *plot_rd_curves(tables, output=output / "rd_curves", title=title)]:
+        print(path)
+    return 0
