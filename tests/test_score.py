@@ -75,14 +75,22 @@ def test_jpeg_from_pillow_is_scored_with_coded_and_reported_rates(crops, jpeg, t
     recs, rates = [str(jpeg / "rec20"), str(jpeg / "rec80")], [str(jpeg / "coded20"), str(jpeg / "rates80.csv")]
     out = tmp_path / "jpeg"
     args = ["score", str(crops), "--reconstructions", *recs, "--rates", *rates, "--codec", "JPEG"]
-    assert main([*args, "--quality", "20,80", "-o", str(out), *FAST, "--with-official", "kodak"]) == 0
+    published = tmp_path / "papers.csv"
+    published.write_text("method,bpp,PSNR,LPIPS\nHiFiC,0.2,28.1,0.09\nHiFiC,0.5,31.0,0.05\nMS-ILLM,0.3,30.2,\n")
+    (tmp_path / "ours").mkdir()
+    (tmp_path / "ours" / "results.csv").write_text("dataset,quality,beta,bpp,PSNR\nx,0,0,0.1,27\nx,4,0,0.9,33\n")
+    args += ["--quality", "20,80", "-o", str(out), *FAST, "--with-official", "kodak", "--published", str(published)]
+    args += ["--overlay", str(tmp_path / "ours" / "results.csv")]
+    assert main(args) == 0
     low, high = _rows(out / "results.csv")
     assert (low["rate_source"], high["rate_source"]) == ("coded", "reported")
     size = sum((jpeg / "coded20" / f"{s}.jpg").stat().st_size for s in "ab")
     assert float(low["bpp"]) == pytest.approx(size * 8 / (256 * 384) / 2)
     assert float(high["bpp"]) == pytest.approx(2.0) and float(high["PSNR"]) > float(low["PSNR"])
     assert low["beta"] == "" and "resize none" in low["protocol"]
-    assert "JPEG" in (out / "rd_curves.svg").read_text()
+    figure = (out / "rd_curves.svg").read_text()
+    assert "JPEG" in figure and "ours, beta=0" in figure and "official CRDR kodak (as published)" in figure
+    assert "HiFiC (as published)" in figure and "MS-ILLM (as published)" in figure
 
 
 def _score(crops, rec, rate, out, *extra):
@@ -123,3 +131,7 @@ def test_input_errors_are_one_line_messages(crops, jpeg, tmp_path, capsys):
     assert "no row for image b" in _error(capsys)
     assert _score(crops, jpeg / "rec20", tmp_path / "missing.csv", tmp_path / "out3") == 2
     assert "missing.csv: no such folder or CSV file" in _error(capsys)
+    bad.write_text("method,PSNR\nHiFiC,28\n")
+    assert _score(crops, jpeg / "rec20", jpeg / "coded20", tmp_path / "out4", "--published", str(bad)) == 2
+    assert "rates.csv: missing column(s) bpp" in _error(capsys)
+    assert not (tmp_path / "out4").exists()  # found before anything was scored

@@ -158,7 +158,16 @@ def add_score_parser(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--weights-dir", help="folder with the LPIPS/DISTS/Inception weight files (never downloaded)")
     p.add_argument("--random-backbones", action="store_true", help="seeded random networks (tests, demos only)")
     p.add_argument("--overlay", nargs="*", default=[], metavar="CSV", help="other results.csv drawn in the RD plot")
-    p.add_argument("--with-official", metavar="DATASET", help="overlay the official CRDR results of this dataset")
+    p.add_argument(
+        "--with-official", metavar="DATASET", help="overlay the official CRDR results of this dataset (as published)"
+    )
+    p.add_argument(
+        "--published",
+        nargs="*",
+        default=[],
+        metavar="CSV",
+        help="other papers' numbers to overlay (as published): columns bpp and metrics, optionally method, beta",
+    )
     p.add_argument("--device", default="cpu")
     p.add_argument("--no-progress", dest="progress", action="store_false")
     p.set_defaults(run="crdr.cli.score:run")

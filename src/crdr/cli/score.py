@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from crdr.cli.parser import SCORE_METRICS
-from crdr.cli.plot import _labels
-from crdr.evaluation.plots import load_results, official_results, plot_rd_curves
+from crdr.evaluation.plots import PUBLISHED_LABEL, load_results, official_results, plot_rd_curves, published_results
 from crdr.evaluation.score import RatePoint, score_codec
 from crdr.evaluation.suite import MetricConfig, MetricSuite
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def _points(args: argparse.Namespace) -> list[RatePoint]:
@@ -49,15 +52,26 @@ def _suite(args: argparse.Namespace) -> MetricSuite:
     return MetricSuite(config, device=args.device)
 
 
-def run(args: argparse.Namespace) -> int:
-    points, suite, output = _points(args), _suite(args), Path(args.output)
-    score_codec(Path(args.originals), points, suite, output, args.codec, args.dataset, args.resize, args.progress)
-    tables = {args.codec: load_results(output / "results.csv")}
-    overlays = [Path(p) for p in args.overlay]
-    tables.update({label: load_results(p) for label, p in zip(_labels(overlays), overlays, strict=True)})
+def _overlays(args: argparse.Namespace) -> dict[str, pd.DataFrame]:
+    """The tables drawn beside the scored codec (read before scoring, so a bad one fails at once): other
+    ``results.csv`` labelled by their codec (or folder), the official and other papers' as published."""
+    tables = {}
+    for path in map(Path, args.overlay):  # label: the scored codec, or the folder of a results.csv
+        table = load_results(path)
+        codecs = table["codec"].dropna().unique() if "codec" in table.columns else []
+        tables[str(codecs[0]) if len(codecs) == 1 else path.parent.name or path.stem] = table
     if args.with_official:
         official = official_results(args.with_official)
-        tables[f"official {official.attrs['dataset']}"] = official
+        tables[f"official CRDR {official.attrs['dataset']} ({PUBLISHED_LABEL})"] = official
+    for path in args.published:
+        tables.update(published_results(path))
+    return tables
+
+
+def run(args: argparse.Namespace) -> int:
+    points, overlays, suite, output = _points(args), _overlays(args), _suite(args), Path(args.output)
+    score_codec(Path(args.originals), points, suite, output, args.codec, args.dataset, args.resize, args.progress)
+    tables = {args.codec: load_results(output / "results.csv"), **overlays}
     title = f"{args.dataset or Path(args.originals).resolve().name}" + (f"\n({suite.note})" if suite.note else "")
     for path in [output / "results.csv", *plot_rd_curves(tables, output=output / "rd_curves", title=title)]:
         print(path)

@@ -67,6 +67,35 @@ def official_results(dataset: str) -> pd.DataFrame:
     return table
 
 
+#: Columns of a published table (``crdr score --published``): ``bpp`` and metric columns, optionally
+#: ``method`` (one curve each; default: the file's stem), ``beta`` and ``quality``.
+PUBLISHED_LABEL = "as published"
+
+
+def published_results(path: PathLike) -> dict[str, pd.DataFrame]:
+    """Another paper's numbers: a CSV with ``bpp``, metric columns and optionally ``method``, ``beta``,
+    ``quality``; one table per method, labelled "METHOD (as published)" and drawn dashed."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    try:
+        table = pd.read_csv(path, skipinitialspace=True)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path}: not a readable CSV table ({err})") from None
+    table = table.rename(columns=lambda c: str(c).strip())
+    for column in ("quality", "beta"):
+        if column not in table.columns:
+            table[column] = np.nan
+    if "method" not in table.columns:
+        table["method"] = path.stem
+    tables = {}
+    for method, group in table.groupby("method", sort=False):
+        checked = _check_table(group.reset_index(drop=True), str(path))
+        checked.attrs.update(official=True)
+        tables[f"{method} ({PUBLISHED_LABEL})"] = checked
+    return tables
+
+
 def _check_table(table: pd.DataFrame, source: str) -> pd.DataFrame:
     table = table.rename(columns=lambda c: str(c).strip())
     missing = [c for c in REQUIRED_COLUMNS if c not in table.columns]
