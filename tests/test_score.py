@@ -70,7 +70,12 @@ def test_scoring_what_evaluate_wrote_gives_its_results(crops, tmp_path):
     assert (scored / "rd_curves.png").stat().st_size > 1000
 
 
-def test_jpeg_from_pillow_is_scored_with_coded_and_reported_rates(crops, jpeg, tmp_path):
+def test_jpeg_from_pillow_is_scored_with_coded_and_reported_rates(crops, jpeg, tmp_path, monkeypatch):
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no `wandb login` credentials: W&B goes offline
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.setenv("WANDB__SERVICE_WAIT", "300")
+    monkeypatch.setenv("WANDB_INIT_TIMEOUT", "300")
     (jpeg / "rates80.csv").write_text("image,bpp\na.png,1.5\nb.png,2.5\n")
     recs, rates = [str(jpeg / "rec20"), str(jpeg / "rec80")], [str(jpeg / "coded20"), str(jpeg / "rates80.csv")]
     out = tmp_path / "jpeg"
@@ -80,7 +85,7 @@ def test_jpeg_from_pillow_is_scored_with_coded_and_reported_rates(crops, jpeg, t
     (tmp_path / "ours").mkdir()
     (tmp_path / "ours" / "results.csv").write_text("dataset,quality,beta,bpp,PSNR\nx,0,0,0.1,27\nx,4,0,0.9,33\n")
     args += ["--quality", "20,80", "-o", str(out), *FAST, "--with-official", "kodak", "--published", str(published)]
-    args += ["--overlay", str(tmp_path / "ours" / "results.csv")]
+    args += ["--overlay", str(tmp_path / "ours" / "results.csv"), "--wandb", "crdr"]
     assert main(args) == 0
     low, high = _rows(out / "results.csv")
     assert (low["rate_source"], high["rate_source"]) == ("coded", "reported")
@@ -91,6 +96,9 @@ def test_jpeg_from_pillow_is_scored_with_coded_and_reported_rates(crops, jpeg, t
     figure = (out / "rd_curves.svg").read_text()
     assert "JPEG" in figure and "ours, beta=0" in figure and "official CRDR kodak (as published)" in figure
     assert "HiFiC (as published)" in figure and "MS-ILLM (as published)" in figure
+    (run,) = (out / "wandb").glob("offline-run-*")
+    (table,) = (run / "files" / "media" / "table").glob("results_*.table.json")  # written before wandb.log returns
+    assert "rate_source" in table.read_text() and list((run / "files" / "media" / "table" / "rd").glob("PSNR_*"))
 
 
 def _score(crops, rec, rate, out, *extra):

@@ -168,6 +168,12 @@ def add_score_parser(commands: argparse._SubParsersAction) -> None:
         metavar="CSV",
         help="other papers' numbers to overlay (as published): columns bpp and metrics, optionally method, beta",
     )
+    p.add_argument(
+        "--wandb",
+        metavar="PROJECT",
+        help="log the results table, RD line plots and figures to this W&B project (online when reachable, "
+        "else offline into OUTPUT/wandb, as crdr evaluate)",
+    )
     p.add_argument("--device", default="cpu")
     p.add_argument("--no-progress", dest="progress", action="store_false")
     p.set_defaults(run="crdr.cli.score:run")

@@ -15,6 +15,8 @@ from crdr.evaluation.suite import MetricConfig, MetricSuite
 if TYPE_CHECKING:
     import pandas as pd
 
+    from crdr.tracking import WandbGrid
+
 
 def _points(args: argparse.Namespace) -> list[RatePoint]:
     n = len(args.reconstructions)
@@ -70,9 +72,33 @@ def _overlays(args: argparse.Namespace) -> dict[str, pd.DataFrame]:
 
 def run(args: argparse.Namespace) -> int:
     points, overlays, suite, output = _points(args), _overlays(args), _suite(args), Path(args.output)
-    score_codec(Path(args.originals), points, suite, output, args.codec, args.dataset, args.resize, args.progress)
+    summary = score_codec(
+        Path(args.originals), points, suite, output, args.codec, args.dataset, args.resize, args.progress
+    )
     tables = {args.codec: load_results(output / "results.csv"), **overlays}
+    tracker = _tracker(args, output)
     title = f"{args.dataset or Path(args.originals).resolve().name}" + (f"\n({suite.note})" if suite.note else "")
-    for path in [output / "results.csv", *plot_rd_curves(tables, output=output / "rd_curves", title=title)]:
+    plots = plot_rd_curves(tables, output=output / "rd_curves", title=title)
+    if tracker is not None:
+        tracker.finish(summary, plots)
+    for path in [output / "results.csv", *plots]:
         print(path)
     return 0
+
+
+def _tracker(args: argparse.Namespace, output: Path) -> WandbGrid | None:
+    """The W&B run of ``--wandb PROJECT`` (None without it), with crdr evaluate's mode rules."""
+    if not args.wandb:
+        return None
+    from omegaconf import OmegaConf
+
+    from crdr.tracking import WandbGrid
+
+    wandb = {
+        "project": args.wandb,
+        "entity": None,
+        "tags": ["score", args.codec],
+        "offline": None,
+        "probe_timeout": 5.0,
+    }
+    return WandbGrid(OmegaConf.create({"output_dir": str(output), "wandb": wandb}), vars(args))
