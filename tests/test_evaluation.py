@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from dataclasses import replace
 
 import pytest
 import torch
@@ -182,3 +183,23 @@ def test_evaluate_on_a_missing_set_is_a_one_line_error(tmp_path, monkeypatch, ca
     out = capsys.readouterr()
     assert "clic2020-test does not exist (run: crdr data fetch clic2020-test" in out.out + out.err
     assert "Traceback" not in out.out + out.err
+
+
+def test_random_backbones_are_seeded_and_a_resume_with_another_protocol_is_refused(crops, kodak, tmp_path):
+    x = kodak[1][:, :, :128, :128]
+    noisy = (x + 0.05 * torch.randn_like(x)).clamp(0, 1)
+    config = MetricConfig(ms_ssim=False, dists=False, fid=False, random_backbones=True)
+    first, second = MetricSuite(config), MetricSuite(config)  # two fresh random AlexNets: the same network
+    assert first.score(x, noisy)["LPIPS"] == second.score(x, noisy)["LPIPS"]
+    assert first.networks == {"LPIPS": "random, seed 0"}
+    codec, images = Codec(load_model(CKPT)), sorted(crops.glob("*.png"))
+    evaluate_grid(codec, images, [0.0], [0.0], first, tmp_path, "crops", progress=False)
+    run = json.loads((tmp_path / "run.json").read_text())
+    assert run["networks"] == {"LPIPS": "random, seed 0"} and "8-bit round" in run["protocol"]
+    assert "8-bit round" in _rows(tmp_path / "results.csv")[0]["protocol"]
+    truncating = MetricSuite(replace(config, reconstruction_8bit="truncate"))
+    with pytest.raises(ValueError, match="other metrics, protocol; use another output_dir"):
+        evaluate_grid(codec, images, [0.0, 4.0], [0.0], truncating, tmp_path, "crops", progress=False)
+    (tmp_path / "run.json").write_text(json.dumps({**run, "networks": {"LPIPS": "random, seed 1"}}))
+    with pytest.raises(ValueError, match="other networks; use another output_dir"):
+        evaluate_grid(codec, images, [0.0, 4.0], [0.0], first, tmp_path, "crops", progress=False)

@@ -65,6 +65,12 @@ def write_text_atomic(path: PathLike, text: str) -> Path:
     return Path(path)
 
 
+def write_bytes_atomic(path: PathLike, data: bytes) -> Path:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
+
+
 def write_csv_atomic(path: PathLike, header: Sequence[str], rows: Sequence[Sequence]) -> Path:
     """Writes a CSV table (header, then rows) atomically."""
     buffer = io.StringIO()

@@ -23,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_reconstruct_parser(commands)
     add_plot_parser(commands)
     add_shard_parser(commands)
+    add_score_parser(commands)
     commands.add_parser("evaluate", help="q x beta grid of metrics (Hydra overrides: crdr evaluate --help)")
     commands.add_parser("data", help="fetch and verify the paper's datasets (crdr data --help)")
     return parser
@@ -115,3 +116,64 @@ def add_shard_parser(commands: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", required=True, help="folder for shard-000000.tar, shard-000001.tar, ...")
     p.add_argument("--images-per-shard", type=int, default=1000)
     p.set_defaults(run="crdr.cli.shard:run")
+
+
+#: ``crdr score --metrics`` names (FID also gives KID) and ``--resize`` rules (crdr.evaluation.score).
+SCORE_METRICS = ("PSNR", "MS-SSIM", "LPIPS", "DISTS", "FID")
+RESIZE_RULES = ("none", "bilinear", "bicubic", "lanczos")
+
+
+def add_score_parser(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser(
+        "score",
+        help="score any codec's reconstructions with the crdr evaluate metrics, CSVs and RD plots",
+        description="One rate point per --reconstructions folder (matched to the originals by file stem), its "
+        "rate from the coded files in the matching --rates folder (their sizes: 'coded') or a CSV with columns "
+        "image and bytes or bpp ('reported'). Writes results.csv, per_image.csv, run.json and rd_curves.png/.svg.",
+    )
+    p.add_argument("originals", help="folder of the original images (PNG/JPEG)")
+    p.add_argument("--reconstructions", nargs="+", required=True, metavar="DIR", help="one folder per rate point")
+    p.add_argument("--rates", nargs="+", required=True, metavar="DIR_OR_CSV", help="one per rate point")
+    p.add_argument("--codec", required=True, help="the codec's name (the codec column and the plot label)")
+    p.add_argument("-o", "--output", required=True, help="output folder")
+    p.add_argument("--quality", type=float_list, help="quality label of each rate point (default 0, 1, ...)")
+    p.add_argument("--beta", type=float_list, help="realism label of each rate point, or one for all (default none)")
+    p.add_argument("--dataset", help="the dataset column (default: the originals folder's name)")
+    p.add_argument(
+        "--resize",
+        choices=RESIZE_RULES,
+        default="none",
+        help="resize reconstructions of another size to their original's with this Pillow filter "
+        "(default none: a size mismatch is an error)",
+    )
+    p.add_argument(
+        "--metrics",
+        type=names_list,
+        default=list(SCORE_METRICS),
+        help=f"comma-separated, of {','.join(SCORE_METRICS)} (FID gives KID too; default all)",
+    )
+    p.add_argument("--fid-protocol", choices=["crdr", "ms_illm"], default="crdr", help="the shifted second cut")
+    p.add_argument("--patch-size", type=int, default=256, help="FID/KID patch size (default 256)")
+    p.add_argument("--reconstruction-8bit", choices=["round", "truncate"], default="round")
+    p.add_argument("--weights-dir", help="folder with the LPIPS/DISTS/Inception weight files (never downloaded)")
+    p.add_argument("--random-backbones", action="store_true", help="seeded random networks (tests, demos only)")
+    p.add_argument("--overlay", nargs="*", default=[], metavar="CSV", help="other results.csv drawn in the RD plot")
+    p.add_argument(
+        "--with-official", metavar="DATASET", help="overlay the official CRDR results of this dataset (as published)"
+    )
+    p.add_argument(
+        "--published",
+        nargs="*",
+        default=[],
+        metavar="CSV",
+        help="other papers' numbers to overlay (as published): columns bpp and metrics, optionally method, beta",
+    )
+    p.add_argument(
+        "--wandb",
+        metavar="PROJECT",
+        help="log the results table, RD line plots and figures to this W&B project (online when reachable, "
+        "else offline into OUTPUT/wandb, as crdr evaluate)",
+    )
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--no-progress", dest="progress", action="store_false")
+    p.set_defaults(run="crdr.cli.score:run")

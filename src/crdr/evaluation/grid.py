@@ -9,12 +9,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from torch import Tensor
 from tqdm import tqdm
 
 from crdr.codec import Codec
 from crdr.evaluation.suite import MetricSuite, mean
-from crdr.files import write_csv_atomic, write_text_atomic
-from crdr.io import read_image
+from crdr.files import write_bytes_atomic, write_csv_atomic, write_text_atomic
+from crdr.io import read_image, write_image
+from crdr.metrics import FidKid
 
 #: Columns of the official ``rd_results_*.csv``, then ours.
 SUMMARY_COLUMNS = [
@@ -33,10 +35,13 @@ SUMMARY_COLUMNS = [
     "num_images",
     "fid_patches",
     "note",
+    "protocol",
 ]
 IMAGE_COLUMNS = ["dataset", "image", "height", "width", "quality", "beta", "bytes", "bpp", "bpp_estimate"]
 IMAGE_METRICS = ["PSNR", "MS-SSIM", "LPIPS", "DISTS"]
 SUMMARY_FILE, IMAGES_FILE, RUN_FILE = "results.csv", "per_image.csv", "run.json"
+#: Where ``evaluate_grid(..., save=True)`` writes the streams and reconstructions.
+STREAMS_DIR, RECONSTRUCTIONS_DIR = "streams", "reconstructions"
 
 
 def paper_q_grid() -> list[float]:
@@ -62,6 +67,74 @@ def _read_rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
+class ResultsFolder:
+    """The CSVs of one evaluation folder: ``run.json`` checked (or written), the rows already there read back,
+    new grid points added and ``results.csv`` / ``per_image.csv`` rewritten atomically.
+
+    ``run`` identifies what is scored (model or codec, images, metric settings, networks, protocol); a folder
+    holding another ``run`` is refused, so a resumed evaluation never mixes two setups.
+    """
+
+    def __init__(self, output_dir: Path, run: dict[str, Any], extra_columns: Sequence[str] = ()) -> None:
+        self.output_dir = output_dir
+        self.summary_columns = SUMMARY_COLUMNS + list(extra_columns)
+        self.image_columns = IMAGE_COLUMNS + IMAGE_METRICS + list(extra_columns)
+        output_dir.mkdir(parents=True, exist_ok=True)
+        _check_or_write_run(output_dir, run)
+        self.summary = _read_rows(output_dir / SUMMARY_FILE)
+        self.per_image = _read_rows(output_dir / IMAGES_FILE)
+
+    def done(self, q: float | None, beta: float | None) -> bool:
+        """Whether ``results.csv`` already has this grid point."""
+        return _key(q, beta) in {(row["quality"], row["beta"]) for row in self.summary}
+
+    def add(self, summary: dict[str, Any], images: list[dict[str, Any]]) -> None:
+        """Adds a grid point's summary row and its per-image rows (written by :meth:`write`)."""
+        self.summary.append({k: _fmt(v) for k, v in summary.items()})
+        self.per_image.extend({k: _fmt(v) for k, v in r.items()} for r in images)
+
+    def write(self) -> None:
+        write_csv_atomic(
+            self.output_dir / IMAGES_FILE, self.image_columns, _as_lists(self.per_image, self.image_columns)
+        )
+        write_csv_atomic(
+            self.output_dir / SUMMARY_FILE, self.summary_columns, _as_lists(self.summary, self.summary_columns)
+        )
+
+
+def run_identity(images: Sequence[Path], suite: MetricSuite, resize: str = "none") -> dict[str, Any]:
+    """What ``run.json`` records of an evaluation besides the model: images, metric settings, networks, protocol."""
+    return {
+        "images": [p.name for p in images],
+        "metrics": vars(suite.config),
+        "networks": suite.networks,
+        "protocol": suite.protocol(resize),
+    }
+
+
+def image_row(dataset: str, name: str, x: Tensor, q: float | None, beta: float | None, size: int) -> dict[str, Any]:
+    """The rate columns of one image at one grid point: ``size`` bytes -> ``bpp`` over its pixels."""
+    height, width = x.shape[-2:]
+    return {
+        "dataset": dataset,
+        "image": name,
+        "height": height,
+        "width": width,
+        "quality": q,
+        "beta": beta,
+        "bytes": size,
+        "bpp": size * 8 / (height * width),
+    }
+
+
+def score_image(suite: MetricSuite, fid: FidKid | None, row: dict[str, Any], x: Tensor, x_hat: Tensor) -> None:
+    """Adds the per-image metrics of original ``x`` and reconstruction ``x_hat`` to ``row``, and the pair to ``fid``
+    (the original's features are cached by image name across grid points)."""
+    row.update(suite.score(x, x_hat))
+    if fid is not None:
+        fid.update(x, suite.to_8bit(x_hat), real_key=row["image"])
+
+
 def evaluate_grid(
     codec: Codec,
     images: Sequence[Path],
@@ -72,6 +145,7 @@ def evaluate_grid(
     dataset: str,
     progress: bool = True,
     on_point: Callable[[dict[str, Any]], None] | None = None,
+    save: bool = False,
 ) -> list[dict[str, str]]:
     """Evaluates every (q, beta) and returns the summary rows (as written to ``results.csv``).
 
@@ -79,34 +153,29 @@ def evaluate_grid(
     likelihood estimate in ``bpp_estimate``), entropy-decoded once, and synthesised at every beta.
     ``results.csv`` (one row per grid point) and ``per_image.csv`` are rewritten atomically after
     each q; a rerun into the same folder skips the grid points already in ``results.csv``
-    (``run.json`` must match: same model fingerprint, images and metric settings).
+    (``run.json`` must match: same model fingerprint, images, metric settings, networks and protocol).
+    ``save``: also writes each stream to ``streams/q{q}/NAME.crdr`` and each reconstruction, as the 8-bit
+    image the metrics saw, to ``reconstructions/q{q}_beta{beta}/NAME.png`` (inputs for ``crdr score``).
     """
-    output_dir.mkdir(parents=True, exist_ok=True)
-    _check_or_write_run(output_dir, codec, images, suite)
-    summary = _read_rows(output_dir / SUMMARY_FILE)
-    per_image = _read_rows(output_dir / IMAGES_FILE)
-    done = {(row["quality"], row["beta"]) for row in summary}
-    todo = {q: [b for b in betas if _key(q, b) not in done] for q in qs}
+    folder = ResultsFolder(output_dir, {"model_fingerprint": codec.fingerprint.hex(), **run_identity(images, suite)})
+    todo = {q: [b for b in betas if not folder.done(q, b)] for q in qs}
     bar = tqdm(total=sum(map(len, todo.values())) * len(images), desc="evaluate", unit="image", disable=not progress)
     for q in qs:
         if not todo[q]:
             continue
-        rows, fids = _evaluate_rate(codec, images, q, todo[q], suite, dataset, bar)
+        rows, fids = _evaluate_rate(codec, images, q, todo[q], suite, dataset, bar, output_dir if save else None)
         for beta in todo[q]:
-            row = _summary_row(dataset, q, beta, rows[beta], fids[beta], suite.note)
-            summary.append({k: _fmt(v) for k, v in row.items()})
-            per_image.extend({k: _fmt(v) for k, v in r.items()} for r in rows[beta])
+            row = summary_row(dataset, q, beta, rows[beta], fids[beta], suite)
+            folder.add(row, rows[beta])
             if on_point is not None:
                 on_point(row)
-        image_columns = IMAGE_COLUMNS + IMAGE_METRICS
-        write_csv_atomic(output_dir / IMAGES_FILE, image_columns, _as_lists(per_image, image_columns))
-        write_csv_atomic(output_dir / SUMMARY_FILE, SUMMARY_COLUMNS, _as_lists(summary, SUMMARY_COLUMNS))
+        folder.write()
     bar.close()
     order = {_key(q, b): i for i, (q, b) in enumerate((q, b) for q in qs for b in betas)}
-    return sorted(summary, key=lambda r: order.get((r["quality"], r["beta"]), len(order)))
+    return sorted(folder.summary, key=lambda r: order.get((r["quality"], r["beta"]), len(order)))
 
 
-def _evaluate_rate(codec, images, q, betas, suite, dataset, bar):
+def _evaluate_rate(codec, images, q, betas, suite, dataset, bar, save_to):
     model = codec.model
     rows: dict[Any, list[dict[str, Any]]] = {beta: [] for beta in betas}
     fids = {beta: suite.new_fid() for beta in betas}
@@ -116,30 +185,25 @@ def _evaluate_rate(codec, images, q, betas, suite, dataset, bar):
         data = codec.compress(x, q)
         stream = codec.parse(data)
         y_hat, information = codec.decode_latents_and_bits(stream)
-        estimate = information / (height * width)
+        if save_to is not None:
+            write_bytes_atomic(save_to / STREAMS_DIR / f"q{_fmt(q)}" / f"{path.stem}.crdr", data)
         for beta in betas:
             x_hat = codec.synthesize(y_hat, stream, model.beta_tensor(beta, 1))
-            row = {
-                "dataset": dataset,
-                "image": path.name,
-                "height": height,
-                "width": width,
-                "quality": q,
-                "beta": beta,
-                "bytes": len(data),
-                "bpp": len(data) * 8 / (height * width),
-                "bpp_estimate": estimate,
-            }
-            row.update(suite.score(x, x_hat))
+            row = image_row(dataset, path.name, x, q, beta, len(data))
+            row["bpp_estimate"] = information / (height * width)
+            score_image(suite, fids[beta], row, x, x_hat)
+            if save_to is not None:
+                name = f"q{_fmt(q)}_beta{_fmt(beta)}"
+                write_image(suite.to_8bit(x_hat), save_to / RECONSTRUCTIONS_DIR / name / f"{path.stem}.png")
             rows[beta].append(row)
-            if fids[beta] is not None:
-                fids[beta].update(x, suite.to_8bit(x_hat), real_key=str(path))
             bar.update()
     return rows, fids
 
 
-def _summary_row(dataset, q, beta, rows, fid, note) -> dict[str, Any]:
-    row: dict[str, Any] = {"dataset": dataset, "quality": q, "beta": beta, "num_images": len(rows), "note": note}
+def summary_row(dataset, q, beta, rows, fid, suite, resize: str = "none") -> dict[str, Any]:
+    """A grid point's ``results.csv`` row: means of the per-image ``rows``, FID/KID of ``fid``, note, protocol."""
+    row: dict[str, Any] = {"dataset": dataset, "quality": q, "beta": beta, "num_images": len(rows)}
+    row.update(note=suite.note, protocol=suite.protocol(resize))
     for column in ["bpp", "bpp_estimate", *IMAGE_METRICS]:
         values = [r[column] for r in rows if column in r]
         row[column] = mean(values) if values else None
@@ -153,13 +217,9 @@ def _as_lists(rows: list[dict[str, str]], columns: list[str]) -> list[list[str]]
     return [[row.get(c, "") for c in columns] for row in rows]
 
 
-def _check_or_write_run(output_dir: Path, codec: Codec, images: Sequence[Path], suite: MetricSuite) -> None:
-    """Refuses to resume into a folder evaluated with another model, image set or metric setting."""
-    run = {
-        "model_fingerprint": codec.fingerprint.hex(),
-        "images": [p.name for p in images],
-        "metrics": vars(suite.config),
-    }
+def _check_or_write_run(output_dir: Path, run: dict[str, Any]) -> None:
+    """Refuses to resume into a folder evaluated with another model, image set, metric setting, network
+    (weight file or random seed) or protocol."""
     path = output_dir / RUN_FILE
     if path.is_file():
         previous = json.loads(path.read_text())

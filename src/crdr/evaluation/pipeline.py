@@ -52,6 +52,7 @@ def evaluate_dataset(cfg: DictConfig, folder: Path, official_name: str | None) -
         dataset,
         progress=cfg.progress,
         on_point=None if tracker is None else tracker.log_point,
+        save=cfg.save_reconstructions,
     )
     tables = {dataset: load_results(output_dir / "results.csv")}
     official = cfg.plots.official

@@ -67,6 +67,35 @@ def official_results(dataset: str) -> pd.DataFrame:
     return table
 
 
+#: Columns of a published table (``crdr score --published``): ``bpp`` and metric columns, optionally
+#: ``method`` (one curve each; default: the file's stem), ``beta`` and ``quality``.
+PUBLISHED_LABEL = "as published"
+
+
+def published_results(path: PathLike) -> dict[str, pd.DataFrame]:
+    """Another paper's numbers: a CSV with ``bpp``, metric columns and optionally ``method``, ``beta``,
+    ``quality``; one table per method, labelled "METHOD (as published)" and drawn dashed."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    try:
+        table = pd.read_csv(path, skipinitialspace=True)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path}: not a readable CSV table ({err})") from None
+    table = table.rename(columns=lambda c: str(c).strip())
+    for column in ("quality", "beta"):
+        if column not in table.columns:
+            table[column] = np.nan
+    if "method" not in table.columns:
+        table["method"] = path.stem
+    tables = {}
+    for method, group in table.groupby("method", sort=False):
+        checked = _check_table(group.reset_index(drop=True), str(path))
+        checked.attrs.update(official=True)
+        tables[f"{method} ({PUBLISHED_LABEL})"] = checked
+    return tables
+
+
 def _check_table(table: pd.DataFrame, source: str) -> pd.DataFrame:
     table = table.rename(columns=lambda c: str(c).strip())
     missing = [c for c in REQUIRED_COLUMNS if c not in table.columns]
@@ -107,14 +136,21 @@ def _present(metric: str, results: Mapping[str, pd.DataFrame]) -> bool:
     return any(metric in t.columns and t[metric].notna().any() for t in results.values())
 
 
+def _betas(table: pd.DataFrame) -> list[float | None]:
+    """The table's realism levels, sorted; None for rows without one (a codec with no beta, e.g. JPEG)."""
+    betas: list[float | None] = sorted(table["beta"].dropna().unique())
+    return [*betas, None] if table["beta"].isna().any() else betas
+
+
 def rd_figure(
     results: Mapping[str, pd.DataFrame],
     metrics: Sequence[str] = DEFAULT_METRICS,
     title: str | None = None,
 ) -> Figure:
     """Builds the RD figure: one subplot per metric present in any table, bpp on x, one line per
-    (label, beta) sorted by bpp; official tables (``attrs["official"]`` or a label starting with
-    "official") are dashed. Raises ValueError when no table has any of ``metrics``."""
+    (label, beta) sorted by bpp (one per label for rows without beta); official tables
+    (``attrs["official"]`` or a label starting with "official") are dashed. Raises ValueError when no
+    table has any of ``metrics``."""
     if not results:
         raise ValueError("no result tables to plot")
     for label, table in results.items():
@@ -130,25 +166,26 @@ def rd_figure(
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
 
     # One color per (label, beta) curve, the same in every subplot; one marker per beta.
-    curves = [(label, beta) for label, table in results.items() for beta in sorted(table["beta"].dropna().unique())]
+    curves = [(label, beta) for label, table in results.items() for beta in _betas(table)]
     colors = {curve: f"C{i % 10}" for i, curve in enumerate(curves)}
-    all_betas = sorted({beta for _, beta in curves})
+    all_betas = sorted({beta for _, beta in curves if beta is not None})
     handles: dict[str, object] = {}
     for ax, metric in zip(axes, shown, strict=False):
         for label, table in results.items():
             if metric not in table.columns:
                 continue
             official = _is_official(label, table)
-            for beta, group in table.groupby("beta", sort=True):
+            for beta in _betas(table):
+                group = table[table["beta"].isna()] if beta is None else table[table["beta"] == beta]
                 points = group[["bpp", metric]].dropna().sort_values("bpp")
                 if points.empty:
                     continue
-                name = f"{label}, beta={beta:g}"
+                name = label if beta is None else f"{label}, beta={beta:g}"
                 (line,) = ax.plot(
                     points["bpp"].to_numpy(),
                     points[metric].to_numpy(),
                     linestyle="--" if official else "-",
-                    marker=_MARKERS[all_betas.index(beta) % len(_MARKERS)],
+                    marker=_MARKERS[all_betas.index(beta) % len(_MARKERS)] if beta is not None else "x",
                     markersize=4,
                     color=colors[(label, beta)],
                     label=name,

@@ -14,6 +14,7 @@ from crdr.losses.perceptual import BACKBONE_FILES
 from crdr.metrics import Dists, FidKid, InceptionFeatures, ms_ssim, psnr_8bit
 from crdr.metrics.dists import VGG16_FILE
 from crdr.metrics.fid import INCEPTION_FILE
+from crdr.metrics.weights import file_sha256, pretrained_file
 
 #: ``fid_protocol`` choices -> the HiFiC patch protocol's shifted-set policy.
 FID_PROTOCOLS = {
@@ -22,6 +23,10 @@ FID_PROTOCOLS = {
     # MS-ILLM / NeuralCompression: the shifted set only for images of at least 384 px per side.
     "ms_illm": "min_side_384",
 }
+#: The seed of every random backbone (LPIPS AlexNet, DISTS VGG16, Inception-v3): the same networks in every process.
+RANDOM_SEED = 0
+#: How ``protocol`` names each shift policy.
+_SHIFTS = {"always": "always", "min_side_384": "for images of at least 1.5 patches per side"}
 
 
 @dataclass
@@ -55,17 +60,25 @@ class MetricSuite:
         self.device = torch.device(device)
         random = config.random_backbones
         weights = Path(config.weights_dir) if config.weights_dir else None
+        alex = BACKBONE_FILES["alex"]
         self.lpips = (
-            LpipsLoss(net="alex", random_backbone=random, weights_path=_file(weights, BACKBONE_FILES["alex"][0]))
+            LpipsLoss(net="alex", random_backbone=random, weights_path=_file(weights, alex[0]), seed=RANDOM_SEED)
             if config.lpips
             else None
         )
         self.dists = Dists(weights_path=_file(weights, VGG16_FILE[0]), random_backbone=random) if config.dists else None
         self.inception = (
-            InceptionFeatures(weights_path=_file(weights, INCEPTION_FILE[0]), random_backbone=random)
+            InceptionFeatures(weights_path=_file(weights, INCEPTION_FILE[0]), random_backbone=random, seed=RANDOM_SEED)
             if config.fid
             else None
         )
+        used = {"LPIPS": (config.lpips, alex), "DISTS": (config.dists, VGG16_FILE), "FID": (config.fid, INCEPTION_FILE)}
+        #: Which network each metric ran: a weight file and its SHA-256, or the seed of a random backbone.
+        self.networks = {
+            metric: f"random, seed {RANDOM_SEED}" if random else _identity(*file, weights)
+            for metric, (enabled, file) in used.items()
+            if enabled
+        }
         self._real_features: dict = {}  # Inception features of the originals, shared by every grid point
         for module in (self.lpips, self.dists, self.inception):
             if module is not None:
@@ -77,6 +90,16 @@ class MetricSuite:
         if self.config.random_backbones:
             return "random backbones: LPIPS, DISTS, FID and KID are not comparable with published values"
         return ""
+
+    def protocol(self, resize: str = "none") -> str:
+        """The scoring protocol in one line, recorded with every result row: FID/KID patches and their shifted
+        second cut, the 8-bit rule of the reconstructions, the Inception features, the resize rule applied."""
+        c = self.config
+        shift = _SHIFTS[FID_PROTOCOLS[c.fid_protocol]]
+        return (
+            f"FID/KID {c.fid_protocol}: {c.patch_size}px patches + grid shifted by {c.patch_size // 2} {shift}; "
+            f"8-bit {c.reconstruction_8bit}; Inception torch-fidelity inception-v3-compat; resize {resize}"
+        )
 
     def new_fid(self) -> FidKid | None:
         """A fresh FID/KID accumulator for one grid point (None when FID is off)."""
@@ -110,6 +133,11 @@ class MetricSuite:
 
 def _file(folder: Path | None, name: str) -> Path | None:
     return None if folder is None else folder / name
+
+
+def _identity(name: str, sha256_prefix: str, folder: Path | None) -> str:
+    """A weight file as run.json records it: its name and the start of its SHA-256."""
+    return f"{name} sha256 {file_sha256(pretrained_file(name, sha256_prefix, _file(folder, name)))[:16]}"
 
 
 def mean(values: list[float]) -> float:

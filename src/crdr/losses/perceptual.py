@@ -25,7 +25,8 @@ class LpipsLoss(nn.Module):
     The torchvision backbone is never downloaded: its ImageNet weights are read from ``weights_path`` or the
     torch hub cache and checked by SHA-256. ``random_backbone=True`` keeps a randomly initialised backbone
     (the learned linear heads still come from the lpips wheel); values are then not real LPIPS, so results
-    must be labelled with ``self.random_backbone``.
+    must be labelled with ``self.random_backbone``. The random backbone is drawn from ``seed`` (the global
+    RNG is left as it was), so every process builds the same network.
     """
 
     def __init__(
@@ -34,6 +35,7 @@ class LpipsLoss(nn.Module):
         net: str = "alex",
         random_backbone: bool = False,
         weights_path: str | os.PathLike | None = None,
+        seed: int = 0,
     ) -> None:
         super().__init__()
         if net not in BACKBONE_FILES:
@@ -49,8 +51,9 @@ class LpipsLoss(nn.Module):
             )
         else:
             state = self._load_backbone(net, weights_path)
-        with warnings.catch_warnings():  # torchvision's deprecation notices for lpips' `pretrained=` call
-            warnings.simplefilter("ignore", UserWarning)
+        with warnings.catch_warnings(), torch.random.fork_rng(devices=[]):
+            warnings.simplefilter("ignore", UserWarning)  # torchvision's notices for lpips' `pretrained=` call
+            torch.manual_seed(seed)
             self.lpips = lpips.LPIPS(net=net, pnet_rand=True, verbose=False)
         if state is not None:
             self._copy_backbone(state)
