@@ -41,13 +41,17 @@ def load_results(path: PathLike) -> pd.DataFrame:
     non-numeric values.
     """
     path = Path(path)
+    return _check_table(_read_csv(path), str(path))
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    """The CSV table at ``path``; FileNotFoundError or a one-line ValueError naming the file."""
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
     try:
-        table = pd.read_csv(path, skipinitialspace=True)
+        return pd.read_csv(path, skipinitialspace=True)
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as err:
         raise ValueError(f"{path}: not a readable CSV table ({err})") from None
-    return _check_table(table, str(path))
 
 
 def official_results(dataset: str) -> pd.DataFrame:
@@ -76,13 +80,7 @@ def published_results(path: PathLike) -> dict[str, pd.DataFrame]:
     """Another paper's numbers: a CSV with ``bpp``, metric columns and optionally ``method``, ``beta``,
     ``quality``; one table per method, labelled "METHOD (as published)" and drawn dashed."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
-    try:
-        table = pd.read_csv(path, skipinitialspace=True)
-    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path}: not a readable CSV table ({err})") from None
-    table = table.rename(columns=lambda c: str(c).strip())
+    table = _read_csv(path).rename(columns=lambda c: str(c).strip())
     for column in ("quality", "beta"):
         if column not in table.columns:
             table[column] = np.nan
