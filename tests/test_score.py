@@ -9,7 +9,9 @@ import pytest
 from PIL import Image
 
 from conftest import GOLDEN_TINY
+from crdr.cli import parser
 from crdr.cli.main import main
+from crdr.evaluation import score
 from crdr.evaluation.grid import SUMMARY_COLUMNS
 from crdr.io import read_image, write_image
 
@@ -143,3 +145,7 @@ def test_input_errors_are_one_line_messages(crops, jpeg, tmp_path, capsys):
     assert _score(crops, jpeg / "rec20", jpeg / "coded20", tmp_path / "out4", "--published", str(bad)) == 2
     assert "rates.csv: missing column(s) bpp" in _error(capsys)
     assert not (tmp_path / "out4").exists()  # found before anything was scored
+
+
+def test_the_torch_free_parser_offers_exactly_the_resize_rules_scoring_knows():
+    assert set(parser.RESIZE_RULES) == set(score.RESIZE_RULES)
