@@ -66,6 +66,7 @@ def write_text_atomic(path: PathLike, text: str) -> Path:
 
 
 def write_bytes_atomic(path: PathLike, data: bytes) -> Path:
+    """Writes ``data`` to ``path`` atomically (see :func:`atomic_path`)."""
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
     return Path(path)

@@ -26,7 +26,7 @@ from omegaconf.errors import InterpolationToMissingValueError, MissingMandatoryV
 
 from crdr.checkpoints import save_generator
 from crdr.config import ConfigError, run_hydra_app
-from crdr.files import IMAGE_SUFFIXES, atomic_path, expand_paths, write_text_atomic
+from crdr.files import IMAGE_SUFFIXES, expand_paths, write_bytes_atomic, write_text_atomic
 from crdr.io import ImageReadError, read_image, write_image
 from crdr.lit.callbacks import CheckpointOnSignal
 from crdr.wandb_mode import PROBE_TIMEOUT, WandbUnreachableError, wandb_mode
@@ -173,8 +173,7 @@ def compress_demo(generator, cfg: DictConfig, folder: Path) -> None:
     for path in expand_paths(cfg.demo_images, IMAGE_SUFFIXES):
         image = read_image(path)
         data = codec.compress(image, q)
-        with atomic_path(folder / f"{path.stem}.crdr") as tmp:
-            tmp.write_bytes(data)
+        write_bytes_atomic(folder / f"{path.stem}.crdr", data)
         for beta, decoded in zip(betas, codec.decompress_many(data, betas), strict=True):
             name = path.stem if beta is None else f"{path.stem}_beta{beta:g}"
             write_image(decoded, folder / f"{name}.png")

@@ -14,7 +14,7 @@ from crdr.api import load_model
 from crdr.codec import Bitstream, BitstreamError, Codec
 from crdr.codec.container import MAX_STREAM_BYTES
 from crdr.codec.target_rate import compress_to_bpp
-from crdr.files import IMAGE_SUFFIXES, atomic_path, expand_paths, writable_dir, write_csv_atomic
+from crdr.files import IMAGE_SUFFIXES, expand_paths, writable_dir, write_bytes_atomic, write_csv_atomic
 from crdr.io import ImageReadError, image_size, read_image, write_image
 
 SUFFIX = ".crdr"
@@ -60,8 +60,7 @@ def run_compress(args: argparse.Namespace) -> int:
         else:
             data, q = codec.compress(image, args.quality), args.quality
         seconds = time.perf_counter() - start
-        with atomic_path(out_dir / f"{path.stem}{SUFFIX}") as tmp:
-            tmp.write_bytes(data)
+        write_bytes_atomic(out_dir / f"{path.stem}{SUFFIX}", data)
         h, w = image.shape[-2:]
         rows.append(
             [
