@@ -13,7 +13,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
 from crdr.config import build_generator, compose_model_config, config_dir
-from crdr.io import read_image
+from crdr.io import read_image, write_image
 from crdr.recipes import TINY_MODEL_WIDTHS, lookup, override_value
 from crdr.recipes import tiny_train_overrides as recipe_tiny_overrides
 
@@ -51,6 +51,15 @@ def tiny_model(name: str = "crdr", seed: int = 0):
 def kodak() -> list[torch.Tensor]:
     """The bundled Kodak images, each (1, 3, 512, 768) in [0, 1]."""
     return [read_image(p) for p in KODAK]
+
+
+@pytest.fixture(scope="module")
+def crops(kodak, tmp_path_factory) -> Path:
+    """A folder of two real 256x384 Kodak crops, a.png and b.png (one FID patch each)."""
+    folder = tmp_path_factory.mktemp("crops")
+    write_image(kodak[0][:, :, 100:356, 200:584], folder / "a.png")
+    write_image(kodak[2][:, :, 0:256, 0:384], folder / "b.png")
+    return folder
 
 
 @pytest.fixture(scope="session")

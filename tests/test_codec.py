@@ -121,10 +121,11 @@ def _in_another_process(x: torch.Tensor, data: bytes, dtype: str, tmp_path: Path
     args = [CKPT, tmp_path / "x.pt", tmp_path / "ours.crdr", dtype, threads, tmp_path]
     subprocess.run([sys.executable, OTHER_PROCESS, *map(str, args)], capture_output=True, check=True)
     assert torch.backends.mkldnn.enabled
-    return {
-        backend: {"stream": (tmp_path / f"{backend}.crdr").read_bytes(), **torch.load(tmp_path / f"{backend}.pt")}
-        for backend in ("onednn", "native")
-    }
+    results = {}
+    for backend in ("onednn", "native"):
+        decoded = torch.load(tmp_path / f"{backend}.pt", weights_only=True)
+        results[backend] = {"stream": (tmp_path / f"{backend}.crdr").read_bytes(), **decoded}
+    return results
 
 
 def test_float32_streams_are_identical_across_processes_thread_counts_and_conv_backends(codec, kodak, tmp_path):

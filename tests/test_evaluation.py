@@ -21,15 +21,6 @@ from crdr.io import read_image, write_image
 CKPT = GOLDEN_TINY / "official_ckpt.pth"
 
 
-@pytest.fixture(scope="module")
-def crops(kodak, tmp_path_factory):
-    """Two real 256x384 Kodak crops in a folder (one FID patch each)."""
-    folder = tmp_path_factory.mktemp("crops")
-    write_image(kodak[0][:, :, 100:356, 200:584], folder / "a.png")
-    write_image(kodak[2][:, :, 0:256, 0:384], folder / "b.png")
-    return folder
-
-
 def _rows(path):
     with open(path, newline="") as f:
         return list(csv.DictReader(f))

@@ -20,15 +20,6 @@ FAST = ["--metrics", "PSNR,LPIPS,FID", "--random-backbones", "--no-progress"]
 
 
 @pytest.fixture(scope="module")
-def crops(kodak, tmp_path_factory):
-    """Two real 256x384 Kodak crops in a folder (one FID patch each)."""
-    folder = tmp_path_factory.mktemp("originals")
-    write_image(kodak[0][:, :, 100:356, 200:584], folder / "a.png")
-    write_image(kodak[2][:, :, 0:256, 0:384], folder / "b.png")
-    return folder
-
-
-@pytest.fixture(scope="module")
 def jpeg(crops, tmp_path_factory):
     """JPEG at quality 20 and 80 of the crops: reconstructions (PNG) and coded files (JPEG) per quality."""
     root = tmp_path_factory.mktemp("jpeg")
