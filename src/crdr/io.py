@@ -57,7 +57,7 @@ def _decode(source: Path | io.BytesIO, name: str) -> Tensor:
         raise  # already names the file (an ImageReadError is also a ValueError, caught below)
     except _PIL_ERRORS as err:
         raise ImageReadError(f"{name}: not a readable image ({err})") from None
-    return torch.from_numpy(array).permute(2, 0, 1)[None].float() / 255.0
+    return from_uint8(array)
 
 
 def _rgb8(img: Image.Image, name: str) -> np.ndarray:
@@ -69,6 +69,11 @@ def _rgb8(img: Image.Image, name: str) -> np.ndarray:
         gray = ((values * 2 + 257) // 514).astype(np.uint8)  # round(v / 257)
         return np.repeat(gray[..., None], 3, axis=2)
     return np.array(img.convert("RGB"), dtype=np.uint8)
+
+
+def from_uint8(array: np.ndarray) -> Tensor:
+    """(H, W, 3) uint8 -> (1, 3, H, W) float32 in [0, 1] (the inverse of :func:`to_uint8`)."""
+    return torch.from_numpy(array).permute(2, 0, 1)[None].float() / 255.0
 
 
 def to_uint8(x: Tensor) -> np.ndarray:

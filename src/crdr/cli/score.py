@@ -93,12 +93,13 @@ def _tracker(args: argparse.Namespace, output: Path) -> WandbGrid | None:
     from omegaconf import OmegaConf
 
     from crdr.tracking import WandbGrid
+    from crdr.wandb_mode import PROBE_TIMEOUT
 
     wandb = {
         "project": args.wandb,
         "entity": None,
         "tags": ["score", args.codec],
         "offline": None,
-        "probe_timeout": 5.0,
+        "probe_timeout": PROBE_TIMEOUT,
     }
     return WandbGrid(OmegaConf.create({"output_dir": str(output), "wandb": wandb}), vars(args))

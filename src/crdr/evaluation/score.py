@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from PIL import Image
 from torch import Tensor
 from tqdm import tqdm
@@ -25,7 +24,7 @@ from tqdm import tqdm
 from crdr.evaluation.grid import ResultsFolder, image_row, run_identity, score_image, summary_row
 from crdr.evaluation.suite import MetricSuite
 from crdr.files import IMAGE_SUFFIXES, expand_paths
-from crdr.io import image_size, read_image
+from crdr.io import from_uint8, image_size, read_image, to_uint8
 
 #: Named rules to bring a reconstruction to its original's size (Pillow filters); "none": a mismatch is an error.
 RESIZE_RULES = {"none": None, "bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC,
@@ -131,9 +130,8 @@ def _read_resized(path: Path, like: Tensor, resize: str) -> Tensor:
     x_hat = read_image(path)
     if x_hat.shape == like.shape:
         return x_hat
-    array = (x_hat[0].permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()
-    resized = Image.fromarray(array).resize((like.shape[-1], like.shape[-2]), RESIZE_RULES[resize])
-    return torch.from_numpy(np.asarray(resized).copy()).permute(2, 0, 1)[None].float() / 255.0
+    resized = Image.fromarray(to_uint8(x_hat)).resize((like.shape[-1], like.shape[-2]), RESIZE_RULES[resize])
+    return from_uint8(np.array(resized))
 
 
 def score_codec(
