@@ -22,7 +22,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from crdr.datasets.training_photos import write_training_photos
+from crdr.datasets.training_photos import PHOTOS_FOLDER, write_training_photos
 from crdr.recipes import parse_recipe_args
 
 
@@ -33,7 +33,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         data_root = recipe.out / "data"
     else:
         data_root = recipe.data_root or Path(os.environ.get("CRDR_DATA_ROOT", Path.cwd() / "data"))
-    photos = data_root / "crdr-tiny-train"
+    photos = data_root / PHOTOS_FOLDER
     print(f"training photographs: {photos}", flush=True)
     if not recipe.dry_run:
         write_training_photos(photos)

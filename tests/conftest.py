@@ -14,6 +14,7 @@ from omegaconf import DictConfig, open_dict
 
 from crdr.config import build_generator, compose_model_config, config_dir
 from crdr.io import read_image, write_image
+from crdr.package_data import DEMO_IMAGE_DIR, demo_images
 from crdr.recipes import TINY_MODEL_WIDTHS, lookup, override_value
 from crdr.recipes import tiny_train_overrides as recipe_tiny_overrides
 
@@ -24,7 +25,7 @@ if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
 
 DATA = Path(__file__).parent / "data"
 GOLDEN_TINY = DATA / "golden_tiny"
-KODAK = sorted(DATA.glob("kodim*.png"))
+KODAK = demo_images()  # the three Kodak images shipped as package data
 # What docs/bitstream.md promises for a stream decoded in another process, at another thread count, on
 # another CPU or conv backend: the same symbols (the symbols checksum enforces it), latents and pixels
 # within these (measured: latents 1e-6, pixels 4e-7 apart).
@@ -71,13 +72,13 @@ def golden() -> dict:
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def tiny_train_overrides(experiment: str = "quickstart") -> list[str]:
+def tiny_train_overrides(experiment: str = "stage3_from_scratch") -> list[str]:
     """``crdr-train`` overrides that run ``experiment`` from scratch at tiny widths on the bundled images."""
     base = [f"experiment={experiment}", "init_from=null"]
-    return [*base, *recipe_tiny_overrides(base, DATA)]
+    return [*base, *recipe_tiny_overrides(base, DEMO_IMAGE_DIR)]
 
 
-def train_config(output_dir: Path, overrides: Sequence[str] = (), experiment: str = "quickstart") -> DictConfig:
+def train_config(output_dir: Path, overrides: Sequence[str] = (), experiment: str = "stage3_from_scratch") -> DictConfig:
     """conf/train.yaml composed as ``crdr-train experiment=...`` would, at tiny widths, writing into output_dir."""
     all_overrides = [*tiny_train_overrides(experiment), *overrides]
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):

@@ -32,10 +32,10 @@ from crdr.lit.data import ImageDataModule, ImageFolderDataset, TarShardDataset
 from crdr.lit.sampling import ResumableShuffleSampler
 from crdr.lit.shards import write_tar_shards
 from crdr.lit.workers import STOP_SIGNALS, StopSignalSafeDataLoader, WorkerInit, stop_signals_blocked, worker_init_fn
+from crdr.package_data import DEMO_IMAGE_DIR, demo_images
 
 REPO = Path(__file__).resolve().parents[1]
-DATA = REPO / "tests" / "data"
-KODAK = sorted(DATA.glob("kodim*.png"))
+KODAK = demo_images()
 
 
 def _kodak_crop(i: int, h: int, w: int) -> np.ndarray:
@@ -191,9 +191,9 @@ def test_corrupt_file_error_names_it(tmp_path: Path) -> None:
 
 def test_bad_small_images_mode() -> None:
     with pytest.raises(ValueError, match="small_images"):
-        ImageFolderDataset([DATA], small_images="crop")
+        ImageFolderDataset([DEMO_IMAGE_DIR], small_images="crop")
     with pytest.raises(ValueError, match="small_images"):
-        ImageDataModule([str(DATA)], small_images="crop")
+        ImageDataModule([str(DEMO_IMAGE_DIR)], small_images="crop")
 
 
 def test_datamodule_batches(tree: Path) -> None:
@@ -247,8 +247,10 @@ def test_the_training_stream_depends_on_the_seed_only(tree: Path) -> None:
     )
 
 
-def test_kodak_config_instantiates(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(REPO)
+def test_kodak_config_instantiates(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)  # the bundled images are package data: found from any folder
+    import crdr.config  # noqa: F401 (registers the ${crdr.demo_images:} resolver)
+
     dm = hydra.utils.instantiate(OmegaConf.load(REPO / "conf" / "data" / "bundled.yaml"))
     assert isinstance(dm, ImageDataModule)
     dm.setup("fit")

@@ -361,7 +361,7 @@ def test_shipped_manifests_match_the_paper_and_the_bundled_images() -> None:
     assert set(manifests) == {"kodak", "clic2020-test", "div2k-valid", "openimages"}
     kodak = manifests["kodak"]
     assert kodak.num_images == 24 and len(kodak.sources) == 24 and len(kodak.files) == 24
-    for path in KODAK:  # the three Kodak images in tests/data are byte-identical to the pinned ones
+    for path in KODAK:  # the three shipped demo Kodak images are byte-identical to the pinned ones
         entry = kodak.files[path.name]
         assert (entry.size, entry.sha256) == (path.stat().st_size, _sha(path.read_bytes()))
     clic = manifests["clic2020-test"]

@@ -19,6 +19,7 @@ from crdr.discriminators import (
     MultirateGvaeDiscriminator,
 )
 from crdr.io import read_image
+from crdr.package_data import demo_images
 
 DATA = Path(__file__).parent / "data"
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf" / "discriminator"
@@ -28,7 +29,7 @@ SMALL = 8
 
 def _images(batch: int = 3, height: int = 64, width: int = 96) -> torch.Tensor:
     """Real Kodak crops scaled to [-1, 1], (batch, 3, height, width)."""
-    crops = [read_image(p)[..., :height, :width] for p in sorted(DATA.glob("kodim*.png"))]
+    crops = [read_image(p)[..., :height, :width] for p in demo_images()]
     x = torch.cat([crops[i % len(crops)] for i in range(batch)])
     return x * 2 - 1
 

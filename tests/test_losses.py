@@ -26,9 +26,9 @@ from crdr.losses import (
     RGanLoss,
     VanillaGanLoss,
 )
+from crdr.package_data import DEMO_IMAGE_DIR
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
-DATA = Path(__file__).parent / "data"
 ALL_GANS = [VanillaGanLoss, HingeGanLoss, LsGanLoss, RGanLoss, RaGanLoss, HrrGanLoss]
 
 
@@ -238,8 +238,8 @@ def random_lpips() -> LpipsLoss:
 
 @pytest.fixture(scope="module")
 def kodak_crops() -> tuple[torch.Tensor, torch.Tensor]:
-    a = read_image(DATA / "kodim03.png")[..., 100:164, 200:264]
-    b = read_image(DATA / "kodim15.png")[..., 100:164, 200:264]
+    a = read_image(DEMO_IMAGE_DIR / "kodim03.png")[..., 100:164, 200:264]
+    b = read_image(DEMO_IMAGE_DIR / "kodim15.png")[..., 100:164, 200:264]
     return a, b
 
 

@@ -32,9 +32,9 @@ from crdr.metrics import (
     psnr_8bit,
 )
 from crdr.metrics.fid import uses_shifted_patches
+from crdr.package_data import demo_images
 
-DATA = Path(__file__).parent / "data"
-KODAK = [DATA / f"kodim{i}.png" for i in ("03", "15", "23")]
+KODAK = demo_images()
 
 
 @pytest.fixture(scope="module")

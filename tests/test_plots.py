@@ -21,8 +21,8 @@ from crdr.evaluation.plots import (
     rd_figure,
 )
 from crdr.io import read_image
+from crdr.package_data import DEMO_IMAGE_DIR
 
-DATA = Path(__file__).parent / "data"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
@@ -163,7 +163,7 @@ def test_run_plot_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str])
 
 
 def test_plot_grid_kodak_crops(tmp_path: Path) -> None:
-    image = read_image(DATA / "kodim23.png")
+    image = read_image(DEMO_IMAGE_DIR / "kodim23.png")
     assert image.shape == (1, 3, 512, 768)
     crop = image[..., 128:256, 256:448]
     images = {

@@ -17,6 +17,7 @@ from crdr import load_model
 from crdr.config import config_dir
 from crdr.io import write_image
 from crdr.lit.shards import write_tar_shards
+from crdr.package_data import DEMO_IMAGE_DIR
 from crdr.train import build_datamodule, build_module, build_trainer, run
 
 DISCRIMINATORS = sorted(p.stem for p in (config_dir() / "discriminator").glob("*.yaml"))
@@ -201,7 +202,7 @@ def test_rgan_compares_with_the_real_image(tmp_path):
 
 
 def test_a_run_validates_checkpoints_exports_and_compresses(tmp_path):
-    cfg = train_config(tmp_path, [f"demo_images=[{ROOT / 'tests/data/kodim23.png'}]", "demo_betas=[0,5.12]"])
+    cfg = train_config(tmp_path, [f"demo_images=[{DEMO_IMAGE_DIR / 'kodim23.png'}]", "demo_betas=[0,5.12]"])
     metrics = run(cfg)
     assert {"val/psnr_q0_beta0", "val/bpp_q4_beta5.12", "val/lpips_random_backbone_q2_beta0"} <= set(metrics)
     assert metrics["val/bpp_q0_beta0"] > 0 and 0 < metrics["val/psnr_q4_beta0"] < 100
@@ -341,7 +342,7 @@ def test_a_sweep_runs_through_a_cluster_style_launcher(tmp_path, launcher):
 
 
 def _run_tiny(overrides: list[str], multirun: bool = False, timeout: int = 600) -> None:
-    """``python -m crdr.train`` on the tiny quickstart in a subprocess (sweeps and DDP relaunch the app)."""
+    """``python -m crdr.train`` on the tiny stage3_from_scratch in a subprocess (sweeps and DDP relaunch the app)."""
     flags = ["-m"] if multirun else []
     command = [sys.executable, "-m", "crdr.train", *flags, *tiny_train_overrides(), *overrides]
     env = {**os.environ, "PYTHONPATH": str(ROOT / "tests")}  # rank_dump.py for the DDP test's callback

@@ -20,11 +20,14 @@ from crdr.aligned_safetensors import load_aligned, save_aligned
 from crdr.errors import CheckpointError
 from crdr.files import PathLike, atomic_path
 from crdr.models.entropy_models import DYNAMIC_BUFFERS
+from crdr.package_data import resolve_checkpoint
 
 #: safetensors metadata keys of our format.
 FORMAT_NAME = "crdr-generator"
 FORMAT_VERSION = "1"
 _ENTROPY_PREFIXES = ("entropy_model_z.", "entropy_model_y.")
+#: Storage dtypes of convolution kernels in our format besides float32.
+HALF_DTYPES = (torch.float16, torch.bfloat16)
 
 
 @dataclass
@@ -42,8 +45,9 @@ def is_dynamic_buffer(key: str) -> bool:
 
 
 def read_checkpoint(path: PathLike) -> Checkpoint:
-    """Reads generator weights from any supported file (format detected from its content)."""
-    path = Path(path)
+    """Reads generator weights from any supported file (format detected from its content), or the shipped
+    model of that name (``crdr.package_data.SHIPPED_MODELS``)."""
+    path = resolve_checkpoint(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
     with path.open("rb") as f:
@@ -64,6 +68,8 @@ def _read_safetensors(path: Path) -> Checkpoint:
             config = json.loads(metadata["model_config"])
         except json.JSONDecodeError as err:
             raise CheckpointError(f"{path}: the embedded model config is not valid JSON ({err})") from None
+    # Kernels stored in half precision (save_generator's kernel_dtype) run in float32 like the rest.
+    state_dict = {k: v.float() if v.dtype in HALF_DTYPES else v for k, v in state_dict.items()}
     return Checkpoint(state_dict, config, "safetensors")
 
 
@@ -174,12 +180,20 @@ def load_matching_weights(model: nn.Module, state_dict: dict[str, Tensor]) -> li
     return sorted(set(own) - set(common))
 
 
-def save_generator(model: nn.Module, path: PathLike) -> Path:
-    """Writes weights and model config as ``.safetensors`` (atomically: temp file, then rename)."""
+def save_generator(model: nn.Module, path: PathLike, kernel_dtype: torch.dtype = torch.float32) -> Path:
+    """Writes weights and model config as ``.safetensors`` (atomically: temp file, then rename).
+
+    kernel_dtype: storage of the convolution kernels (the 4-D float tensors, nearly all the bytes);
+    ``torch.float16`` halves the file (the shipped models), and reading casts them back to float32.
+    Biases, GDN and entropy-model parameters are always stored in float32.
+    """
     config = getattr(model, "config", None)
     if config is None:
         raise CheckpointError("the model has no config to save with it; build it with crdr.load_model")
+    if kernel_dtype != torch.float32 and kernel_dtype not in HALF_DTYPES:
+        raise CheckpointError(f"kernel_dtype must be float32, float16 or bfloat16, not {kernel_dtype}")
     tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items() if not is_dynamic_buffer(k)}
+    tensors = {k: v.to(kernel_dtype) if v.dim() == 4 and v.is_floating_point() else v for k, v in tensors.items()}
     metadata = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "model_config": json.dumps(config)}
     with atomic_path(path) as tmp:
         save_aligned(tensors, tmp, metadata)

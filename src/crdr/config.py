@@ -11,7 +11,12 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from crdr.package_data import DEMO_IMAGE_DIR
+
 ConfigLike = str | Path | Mapping | DictConfig
+
+# ``${crdr.demo_images:}`` in conf/: the folder of the package's demo images (no config reads tests/).
+OmegaConf.register_new_resolver("crdr.demo_images", lambda: str(DEMO_IMAGE_DIR), replace=True)
 
 #: Only classes under this prefix may be built from a config (configs travel inside checkpoints).
 ALLOWED_TARGET_PREFIX = "crdr.models."

@@ -5,9 +5,10 @@ printed as the ``crdr-train`` / ``crdr evaluate`` command line it runs (``dry_ru
 to copy into a cluster script), so a recipe documents itself. Every step resumes: a rerun skips
 finished evaluation points, and training resumes from ``last.ckpt`` (``ckpt_path=auto``).
 
-Tiny mode (``tiny_images``: a folder of a few images, e.g. the bundled ``tests/data``) shrinks the
-model to the widths of the official golden_tiny model, trains 2 iterations on 64 px crops, evaluates
-on 256 px crops with random metric backbones (labelled as such in every result) and two rate points.
+Tiny mode (``tiny_images``: a folder of a few images, by default the package's demo images) shrinks
+the model to the widths of the official golden_tiny model, trains 2 iterations on 64 px crops, evaluates
+(by default the shipped crdr-tiny) on 256 px crops with random metric backbones (labelled as such in
+every result) and two rate points.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from crdr.config import config_dir
 from crdr.evaluation.plots import load_results, official_results, plot_rd_curves
 from crdr.files import IMAGE_SUFFIXES, expand_paths, write_text_atomic
 from crdr.io import read_image, write_image
+from crdr.package_data import DEMO_IMAGE_DIR
 
 #: Model widths of the official golden_tiny checkpoint; applied to the keys a model config has.
 TINY_MODEL_WIDTHS: dict[str, int | list[int]] = {
@@ -269,20 +271,16 @@ class Recipe:
         return [self.out / "summary.csv", self.out / "summary.md", *plots]
 
 
-#: The bundled images of a source checkout: the default of ``--tiny``.
-BUNDLED_IMAGES = Path(__file__).resolve().parents[2] / "tests" / "data"
+#: What tiny mode evaluates by default: the shipped crdr-tiny.
+TINY_MODE_CHECKPOINT = "crdr-tiny"
 
 
-#: The tiny official-format checkpoint of a source checkout: what tiny mode evaluates by default.
-GOLDEN_TINY_CHECKPOINT = BUNDLED_IMAGES / "golden_tiny" / "official_ckpt.pth"
-
-
-def checkpoint_to_evaluate(args: argparse.Namespace) -> Path:
-    """``--checkpoint``, or in tiny mode the bundled golden_tiny checkpoint."""
+def checkpoint_to_evaluate(args: argparse.Namespace) -> Path | str:
+    """``--checkpoint``, or in tiny mode the shipped crdr-tiny."""
     if args.checkpoint is not None:
         return args.checkpoint
     if args.recipe.tiny:
-        return GOLDEN_TINY_CHECKPOINT
+        return TINY_MODE_CHECKPOINT
     raise SystemExit("--checkpoint is required (train_chain.py writes OUT/stage3/generator.safetensors)")
 
 
@@ -294,9 +292,9 @@ def parse_recipe_args(name: str, description: str, argv: Sequence[str] | None = 
         "--tiny",
         nargs="?",
         type=Path,
-        const=BUNDLED_IMAGES,
+        const=DEMO_IMAGE_DIR,
         metavar="IMAGES",
-        help="tiny CPU mode on a few images (default: the bundled tests/data), seconds per step",
+        help="tiny CPU mode on a few images (default: the demo images shipped in the package), seconds per step",
     )
     parser.add_argument("--gpus", type=int, default=1, help="GPUs per training run (DDP, global batch 8) and eval")
     parser.add_argument("--launcher", choices=["slurm", "local_parallel"], help="Hydra launcher for the sweeps")

@@ -1,4 +1,4 @@
-"""``crdr data``: fetch and verify the paper's datasets (light: does not import torch)."""
+"""``crdr data``: fetch and verify the paper's datasets, write crdr-tiny's photographs (light: no torch)."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ from crdr.datasets import (
     verify,
 )
 from crdr.datasets.download import Progress
+from crdr.datasets.training_photos import PHOTOS_FOLDER, write_training_photos
 
 #: The folder every data config and ``crdr evaluate dataset=NAME`` read from (see conf/paths).
 ROOT_ENV = "CRDR_DATA_ROOT"
@@ -52,6 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             p.add_argument("--quick", action="store_true", help="check names, count and sizes, not SHA-256")
     p = commands.add_parser("list", help="the known sets and their state under --root")
+    p.add_argument("--root", type=Path, default=None)
+    p = commands.add_parser(
+        "photos",
+        help=f"copy crdr-tiny's training photographs (offline: scikit-image, matplotlib) to ROOT/{PHOTOS_FOLDER}",
+    )
     p.add_argument("--root", type=Path, default=None)
     return parser
 
@@ -117,6 +123,10 @@ def main(argv: Sequence[str]) -> int:
     root = args.root or default_root()
     if args.action == "list":
         return _list(root)
+    if args.action == "photos":
+        written = write_training_photos(root / PHOTOS_FOLDER)
+        print(f"{len(written)} photographs and SOURCES.md in {root / PHOTOS_FOLDER}")
+        return 0
     status = 0
     for name in args.datasets:
         try:

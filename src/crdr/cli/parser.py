@@ -12,6 +12,8 @@ from crdr.evaluation.names import DEFAULT_METRICS, OFFICIAL_DATASETS
 #: Larger images are refused before decoding. Measured with the full-width model on CPU: about 1.4 GB
 #: for torch and the model plus 0.7 GB per megapixel (1536x1024: 2.5 GB peak; decompressing it: 3.2 GB).
 DEFAULT_MAX_PIXELS = 12_000_000
+#: Every ``--checkpoint``: a name of ``crdr models`` or a file.
+CHECKPOINT_HELP = "a shipped model (crdr models: e.g. crdr-tiny), official .pth.tar, .safetensors or Lightning .ckpt"
 #: ``crdr decompress --precision`` choices (the codec's synthesis dtypes).
 SYNTHESIS_PRECISIONS = ("bfloat16", "float16", "float32")
 
@@ -24,6 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_plot_parser(commands)
     add_shard_parser(commands)
     add_score_parser(commands)
+    m = commands.add_parser("models", help="list the models shipped in the package (names for --checkpoint)")
+    m.set_defaults(run="crdr.cli.models:run")
     commands.add_parser("evaluate", help="q x beta grid of metrics (Hydra overrides: crdr evaluate --help)")
     commands.add_parser("data", help="fetch and verify the paper's datasets (crdr data --help)")
     return parser
@@ -32,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
 def add_codec_parsers(commands: argparse._SubParsersAction) -> None:
     c = commands.add_parser("compress", help="compress images to .crdr files")
     c.add_argument("inputs", nargs="+", help="image files or folders (PNG/JPEG, searched recursively)")
-    c.add_argument("--checkpoint", required=True, help="official .pth.tar, .safetensors or Lightning .ckpt")
+    c.add_argument("--checkpoint", required=True, help=CHECKPOINT_HELP)
     rate = c.add_mutually_exclusive_group()
     rate.add_argument("-q", "--quality", type=float, help="quality level in [0, 4] (continuous)")
     rate.add_argument("--target-bpp", type=float, help="search q per image to reach this bit rate")
@@ -56,7 +60,9 @@ def add_codec_parsers(commands: argparse._SubParsersAction) -> None:
 
     d = commands.add_parser("decompress", help="decode .crdr files to PNG at one or more realism levels")
     d.add_argument("inputs", nargs="+", help=".crdr files or folders")
-    d.add_argument("--checkpoint", required=True, help="the checkpoint the files were made with")
+    d.add_argument(
+        "--checkpoint", required=True, help="the checkpoint the files were made with (a name of crdr models or a file)"
+    )
     d.add_argument("--beta", type=float_list, default=None, help="realism weight(s) in [0, 5.12], e.g. 0,2.56,5.12")
     d.add_argument("--device", default="cpu")
     d.add_argument(
@@ -78,7 +84,7 @@ def add_reconstruct_parser(commands: argparse._SubParsersAction) -> None:
         description="Runs the model (no bitstream) on images; writes NAME_q{q}_beta{beta}.png and results.csv.",
     )
     p.add_argument("inputs", nargs="+", help="image files or folders (PNG/JPEG)")
-    p.add_argument("--checkpoint", help="official .pth.tar, .safetensors or Lightning .ckpt")
+    p.add_argument("--checkpoint", help=CHECKPOINT_HELP)
     p.add_argument("--config", help="model config name or YAML (default: from the checkpoint)")
     p.add_argument("-q", "--quality", type=float_list, default=[2.0], help="quality levels, e.g. 0,2,4")
     p.add_argument("--beta", type=float_list, default=[2.56], help="realism weights, e.g. 0,5.12")

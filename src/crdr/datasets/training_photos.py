@@ -1,7 +1,8 @@
 """The training set of crdr-tiny: photographs that ship with scikit-image and matplotlib (offline),
 copied unchanged into one folder with a ``SOURCES.md`` of where each comes from and its licence.
 
-The Kodak images (``tests/data``) are the evaluation set and are never among them.
+The Kodak images (the package's demo images) are the evaluation set and are never among them.
+``crdr data photos`` writes them to ``DATA_ROOT/crdr-tiny-train``, the folder ``conf/data/crdr_tiny.yaml`` reads.
 """
 
 from __future__ import annotations
@@ -11,6 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from crdr.files import PathLike, atomic_path, write_text_atomic
+
+#: The folder under the data root (``$CRDR_DATA_ROOT``, ``paths.data_root``) that holds them.
+PHOTOS_FOLDER = "crdr-tiny-train"
 
 
 @dataclass(frozen=True)
