@@ -78,7 +78,9 @@ def tiny_train_overrides(experiment: str = "stage3_from_scratch") -> list[str]:
     return [*base, *recipe_tiny_overrides(base, DEMO_IMAGE_DIR)]
 
 
-def train_config(output_dir: Path, overrides: Sequence[str] = (), experiment: str = "stage3_from_scratch") -> DictConfig:
+def train_config(
+    output_dir: Path, overrides: Sequence[str] = (), experiment: str = "stage3_from_scratch"
+) -> DictConfig:
     """conf/train.yaml composed as ``crdr-train experiment=...`` would, at tiny widths, writing into output_dir."""
     all_overrides = [*tiny_train_overrides(experiment), *overrides]
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
