@@ -1,7 +1,7 @@
 """The q x beta evaluation grid of the official results: 17 rate points (q = 0, 0.25, ..., 4) x beta in
 {0, 3.84} on Kodak (24 images), the CLIC 2020 test set (428) and DIV2K validation (100), with the
-official scripts' 8-bit truncation, so that OUT/<set>/results.csv compares line by line with the
-official rd_results_<set>.csv (overlaid in OUT/<set>/rd_curves.png).
+official scripts' 8-bit truncation and FID network (pytorch-fid's Inception), so that OUT/<set>/results.csv
+compares line by line with the official rd_results_<set>.csv (overlaid in OUT/<set>/rd_curves.png).
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     recipe = args.recipe
     checkpoint = checkpoint_to_evaluate(args)
-    truncate = ["metrics.reconstruction_8bit=truncate"]
-    results = recipe.evaluate(checkpoint, args.datasets.split(","), recipe.out, PAPER_Q, PAPER_BETA, truncate)
+    official = ["metrics.reconstruction_8bit=truncate", "metrics.fid_network=pytorch-fid"]
+    results = recipe.evaluate(checkpoint, args.datasets.split(","), recipe.out, PAPER_Q, PAPER_BETA, official)
     for path in recipe.summarize(results, None, f"q x beta grid of {checkpoint}"):
         print(f"wrote {path}")
 

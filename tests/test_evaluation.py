@@ -118,6 +118,16 @@ def test_evaluate_without_weights_names_the_missing_file(tmp_path, monkeypatch):
         MetricSuite(MetricConfig())
 
 
+def test_a_bad_metric_setting_is_a_one_line_error(crops, tmp_path, capsys):
+    argv = ["evaluate", f"checkpoint={CKPT}", f"dataset={crops}", f"output_dir={tmp_path}", "metrics.fid_network=tf"]
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    assert stop.value.code == 2
+    out = capsys.readouterr()
+    assert "fid_network must be one of torch-fidelity, pytorch-fid, got 'tf'" in out.out + out.err
+    assert "Traceback" not in out.out + out.err
+
+
 def test_crdr_plot_overlays_the_official_curves(tmp_path, capsys):
     table = tmp_path / "ours.csv"
     table.write_text("dataset,quality,beta,bpp,PSNR,LPIPS\nkodak,0,0,0.1,27,0.1\nkodak,4,0,0.9,33,0.03\n")

@@ -105,6 +105,8 @@ def test_evaluate_grid_tiny(tmp_path: Path) -> None:
     assert summary["note"].str.contains("random backbones").all()  # tiny mode says what its numbers are
     overrides = OmegaConf.load(out / "CLIC" / ".hydra" / "overrides.yaml")
     assert "metrics.reconstruction_8bit=truncate" in overrides  # the official scripts' 8-bit conversion
+    assert "metrics.fid_network=pytorch-fid" in overrides  # and their FID network
+    assert summary["protocol"].str.contains("Inception pytorch-fid").all()
     assert "official CLIC" in (out / "CLIC" / "rd_curves.svg").read_text()
 
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import math
+import pickle
 import re
 import socket
 import time
+from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -18,6 +20,7 @@ from scipy import linalg
 from torch import nn
 
 import crdr.metrics.dists as dists_module
+import crdr.metrics.inception as inception_module
 import crdr.metrics.weights as weights_module
 from crdr.io import read_image
 from crdr.metrics import (
@@ -50,6 +53,7 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket.socket, "connect", refuse)
     monkeypatch.setattr(torch.hub, "load_state_dict_from_url", refuse)
     monkeypatch.setattr("torch_fidelity.feature_extractor_inceptionv3.load_state_dict_from_url", refuse)
+    monkeypatch.setattr("pytorch_fid.inception.load_state_dict_from_url", refuse)
 
 
 @pytest.fixture(scope="module")
@@ -212,6 +216,50 @@ def test_random_inception_is_seeded_and_offline(no_network: None) -> None:
     assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True))
 
 
+def test_pytorch_fid_network_random_seeded_offline_and_close_to_torch_fidelity(
+    kodak: list[torch.Tensor], random_inception: InceptionFeatures, no_network: None
+) -> None:
+    with pytest.warns(UserWarning, match="RANDOM pytorch-fid"):
+        a = InceptionFeatures(random_backbone=True, network="pytorch-fid")
+    with pytest.warns(UserWarning):
+        b = InceptionFeatures(random_backbone=True, network="pytorch-fid")
+    assert a.network == "pytorch-fid" and a.random_backbone
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True))
+    x = torch.cat([k[..., :256, :256] for k in kodak])
+    f = a(x)
+    assert f.shape == (3, 2048) and f.dtype == torch.float32 and f.abs().sum() > 0
+    assert torch.equal(a(x + 0.1 / 255), f)  # 8-bit rounding, as for torch-fidelity
+    a.train()
+    assert not a.training and not any(p.requires_grad for p in a.parameters())
+    # The same random weights in both networks; only their resizing to 299x299 differs, so do their features.
+    g = random_inception(x)
+    assert not torch.equal(f, g) and (f - g).norm() < 0.1 * g.norm()
+
+
+def test_pytorch_fid_weights_are_read_from_the_hub_cache_with_weights_only(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, kodak: list[torch.Tensor], no_network: None
+) -> None:
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    name = inception_module.INCEPTION_FILES["pytorch-fid"][0]
+    folder = tmp_path / "hub" / "checkpoints"
+    folder.mkdir(parents=True)
+    path = inception_module._random_inception_file(tmp_path, seed=3).rename(folder / name)
+    prefix = hashlib.sha256(path.read_bytes()).hexdigest()[:8]  # stands in for the real file's 6726825d
+    monkeypatch.setitem(inception_module.INCEPTION_FILES, "pytorch-fid", (name, prefix))
+    loaded = InceptionFeatures(network="pytorch-fid")
+    assert not loaded.random_backbone
+    with pytest.warns(UserWarning):
+        seed3 = InceptionFeatures(random_backbone=True, seed=3, network="pytorch-fid")
+    x = kodak[0][..., :256, :256]
+    assert torch.equal(loaded(x), seed3(x))
+    torch.save({"weights": Path("not a tensor")}, path)  # arbitrary pickled objects are refused
+    monkeypatch.setitem(inception_module.INCEPTION_FILES, "pytorch-fid", (name, ""))
+    with pytest.raises(pickle.UnpicklingError, match="weights_only"):
+        InceptionFeatures(network="pytorch-fid")
+    with pytest.raises(ValueError, match="FID network must be one of torch-fidelity, pytorch-fid, got 'tf'"):
+        InceptionFeatures(network="tf")
+
+
 # --- PSNR / MS-SSIM ---------------------------------------------------------------------------------------------
 
 
@@ -291,7 +339,11 @@ def test_dists_matches_torchmetrics_network(
 
 @pytest.mark.parametrize(
     ("build", "filename"),
-    [(InceptionFeatures, "weights-inception-2015-12-05-6726825d.pth"), (Dists, "vgg16-397923af.pth")],
+    [
+        (InceptionFeatures, "weights-inception-2015-12-05-6726825d.pth"),
+        (partial(InceptionFeatures, network="pytorch-fid"), "pt_inception-2015-12-05-6726825d.pth"),
+        (Dists, "vgg16-397923af.pth"),
+    ],
 )
 def test_missing_and_wrong_weights(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, no_network: None, build: type, filename: str

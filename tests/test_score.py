@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 
 import pytest
 from PIL import Image
@@ -14,6 +15,7 @@ from crdr.cli.main import main
 from crdr.evaluation import score
 from crdr.evaluation.grid import SUMMARY_COLUMNS
 from crdr.io import read_image, write_image
+from crdr.metrics import inception
 
 CKPT = GOLDEN_TINY / "official_ckpt.pth"
 FAST = ["--metrics", "PSNR,LPIPS,FID", "--random-backbones", "--no-progress"]
@@ -39,19 +41,24 @@ def _rows(path):
         return list(csv.DictReader(f))
 
 
-def test_scoring_what_evaluate_wrote_gives_its_results(crops, tmp_path):
+def test_scoring_what_evaluate_wrote_gives_its_results(crops, tmp_path, capsys):
     out = tmp_path / "eval"
     argv = ["evaluate", f"checkpoint={CKPT}", f"dataset={crops}", "grid.q=[0,4]", "grid.beta=[0,5.12]"]
     argv += [f"output_dir={out}", "metrics.random_backbones=true", "metrics.dists=false", "metrics.ms_ssim=false"]
+    argv += ["metrics.fid_network=pytorch-fid"]  # the network of the official CSVs (random weights here)
     assert main([*argv, "progress=false", "plots.official=null", "save_reconstructions=true"]) == 0
     points = [("0", "0"), ("0", "5.12"), ("4", "0"), ("4", "5.12")]
     recs = [str(out / "reconstructions" / f"q{q}_beta{b}") for q, b in points]
     rates = [str(out / "streams" / f"q{q}") for q, _ in points]
     scored = tmp_path / "score"
     args = ["score", str(crops), "--reconstructions", *recs, "--rates", *rates, "--codec", "crdr-tiny"]
-    args += ["--quality", "0,0,4,4", "--beta", "0,5.12,0,5.12", "--dataset", crops.name, "-o", str(scored)]
-    assert main([*args, "--metrics", "PSNR,LPIPS,FID", "--random-backbones", "--no-progress"]) == 0
+    args += ["--quality", "0,0,4,4", "--beta", "0,5.12,0,5.12", "--dataset", crops.name]
+    assert main([*args, "-o", str(scored), *FAST, "--fid-network", "pytorch-fid"]) == 0
     expected, got = _rows(out / "results.csv"), _rows(scored / "results.csv")
+    for folder in (out, scored):
+        run = json.loads((folder / "run.json").read_text())
+        assert run["metrics"]["fid_network"] == "pytorch-fid" and run["networks"]["FID"] == "random, seed 0"
+        assert all("Inception pytorch-fid InceptionV3" in r["protocol"] for r in _rows(folder / "results.csv"))
     assert len(got) == 4 and all(r["codec"] == "crdr-tiny" and r["rate_source"] == "coded" for r in got)
     for want, have in zip(expected, got, strict=True):
         for column in SUMMARY_COLUMNS:
@@ -61,6 +68,14 @@ def test_scoring_what_evaluate_wrote_gives_its_results(crops, tmp_path):
     per_image = _rows(scored / "per_image.csv")
     assert [r["bytes"] for r in per_image] == [r["bytes"] for r in _rows(out / "per_image.csv")]
     assert (scored / "rd_curves.png").stat().st_size > 1000
+    assert main([*args, "-o", str(scored), *FAST]) == 2  # a resume with the default network, torch-fidelity: refused
+    assert "holds an evaluation with other metrics, protocol" in _error(capsys)
+    other = tmp_path / "score-torch-fidelity"
+    assert main([*args, "-o", str(other), *FAST]) == 0
+    torch_fidelity = _rows(other / "results.csv")
+    assert all("Inception torch-fidelity inception-v3-compat" in r["protocol"] for r in torch_fidelity)
+    assert [r["PSNR"] for r in torch_fidelity] == [r["PSNR"] for r in got]
+    assert all(a["FID"] != b["FID"] for a, b in zip(torch_fidelity, got, strict=True))  # other pool3 features
 
 
 def test_jpeg_from_pillow_is_scored_with_coded_and_reported_rates(crops, jpeg, tmp_path, monkeypatch):
@@ -138,5 +153,19 @@ def test_input_errors_are_one_line_messages(crops, jpeg, tmp_path, capsys):
     assert not (tmp_path / "out4").exists()  # found before anything was scored
 
 
+def test_missing_pytorch_fid_weights_are_a_one_line_error_naming_the_file(crops, jpeg, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    out = tmp_path / "out"
+    args = ["score", str(crops), "--reconstructions", str(jpeg / "rec20"), "--rates", str(jpeg / "coded20")]
+    assert main([*args, "--codec", "x", "-o", str(out), "--metrics", "FID", "--fid-network", "pytorch-fid"]) == 2
+    folder = tmp_path / "torch" / "hub" / "checkpoints"
+    assert (
+        f"pt_inception-2015-12-05-6726825d.pth (pytorch-fid FID Inception-v3 weights, for FID/KID) not found at "
+        f"{folder / 'pt_inception-2015-12-05-6726825d.pth'}; put the file in {folder}" in _error(capsys)
+    )
+    assert not out.exists()
+
+
 def test_the_torch_free_parser_offers_exactly_the_resize_rules_scoring_knows():
     assert set(parser.RESIZE_RULES) == set(score.RESIZE_RULES)
+    assert parser.FID_NETWORKS == inception.FID_NETWORKS

@@ -127,6 +127,8 @@ def add_shard_parser(commands: argparse._SubParsersAction) -> None:
 #: ``crdr score --metrics`` names (FID also gives KID) and ``--resize`` rules (crdr.evaluation.score).
 SCORE_METRICS = ("PSNR", "MS-SSIM", "LPIPS", "DISTS", "FID")
 RESIZE_RULES = ("none", "bilinear", "bicubic", "lanczos")
+#: ``crdr score --fid-network`` choices (crdr.metrics.inception).
+FID_NETWORKS = ("torch-fidelity", "pytorch-fid")
 
 
 def add_score_parser(commands: argparse._SubParsersAction) -> None:
@@ -159,6 +161,12 @@ def add_score_parser(commands: argparse._SubParsersAction) -> None:
         help=f"comma-separated, of {','.join(SCORE_METRICS)} (FID gives KID too; default all)",
     )
     p.add_argument("--fid-protocol", choices=["crdr", "ms_illm"], default="crdr", help="the shifted second cut")
+    p.add_argument(
+        "--fid-network",
+        choices=FID_NETWORKS,
+        default="torch-fidelity",
+        help="the FID/KID Inception-v3 (default torch-fidelity; pytorch-fid: the network of the official CRDR CSVs)",
+    )
     p.add_argument("--patch-size", type=int, default=256, help="FID/KID patch size (default 256)")
     p.add_argument("--reconstruction-8bit", choices=["round", "truncate"], default="round")
     p.add_argument("--weights-dir", help="folder with the LPIPS/DISTS/Inception weight files (never downloaded)")

@@ -46,6 +46,7 @@ def _suite(args: argparse.Namespace) -> MetricSuite:
         dists="DISTS" in on,
         fid="FID" in on,
         fid_protocol=args.fid_protocol,
+        fid_network=args.fid_network,
         patch_size=args.patch_size,
         reconstruction_8bit=args.reconstruction_8bit,
         weights_dir=args.weights_dir,

@@ -9,11 +9,12 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from crdr.config import ConfigError
 from crdr.losses import LpipsLoss
 from crdr.losses.perceptual import BACKBONE_FILES
 from crdr.metrics import Dists, FidKid, InceptionFeatures, ms_ssim, psnr_8bit
 from crdr.metrics.dists import VGG16_FILE
-from crdr.metrics.fid import INCEPTION_FILE
+from crdr.metrics.inception import FID_NETWORKS, INCEPTION_FILES, NETWORK_LABELS
 from crdr.metrics.weights import file_sha256, pretrained_file
 
 #: ``fid_protocol`` choices -> the HiFiC patch protocol's shifted-set policy.
@@ -39,6 +40,8 @@ class MetricConfig:
     dists: bool = True
     fid: bool = True
     fid_protocol: str = "crdr"
+    #: The FID/KID Inception-v3: "torch-fidelity" or "pytorch-fid" (that of the official CRDR CSVs).
+    fid_network: str = "torch-fidelity"
     patch_size: int = 256
     #: How reconstructions become the 8-bit images every metric sees: "round" (what ``crdr decompress``
     #: writes) or "truncate" (the official CRDR scripts: ``astype(uint8)``; reproduces their CSVs).
@@ -53,9 +56,11 @@ class MetricSuite:
 
     def __init__(self, config: MetricConfig, device: str | torch.device = "cpu") -> None:
         if config.reconstruction_8bit not in ("round", "truncate"):
-            raise ValueError(f"reconstruction_8bit must be 'round' or 'truncate', got {config.reconstruction_8bit!r}")
+            raise ConfigError(f"reconstruction_8bit must be 'round' or 'truncate', got {config.reconstruction_8bit!r}")
         if config.fid_protocol not in FID_PROTOCOLS:
-            raise ValueError(f"fid_protocol must be one of {sorted(FID_PROTOCOLS)}, got {config.fid_protocol!r}")
+            raise ConfigError(f"fid_protocol must be one of {sorted(FID_PROTOCOLS)}, got {config.fid_protocol!r}")
+        if config.fid_network not in FID_NETWORKS:
+            raise ConfigError(f"fid_network must be one of {', '.join(FID_NETWORKS)}, got {config.fid_network!r}")
         self.config = config
         self.device = torch.device(device)
         random = config.random_backbones
@@ -67,12 +72,13 @@ class MetricSuite:
             else None
         )
         self.dists = Dists(weights_path=_file(weights, VGG16_FILE[0]), random_backbone=random) if config.dists else None
+        inception = INCEPTION_FILES[config.fid_network]
         self.inception = (
-            InceptionFeatures(weights_path=_file(weights, INCEPTION_FILE[0]), random_backbone=random, seed=RANDOM_SEED)
+            InceptionFeatures(_file(weights, inception[0]), random, RANDOM_SEED, network=config.fid_network)
             if config.fid
             else None
         )
-        used = {"LPIPS": (config.lpips, alex), "DISTS": (config.dists, VGG16_FILE), "FID": (config.fid, INCEPTION_FILE)}
+        used = {"LPIPS": (config.lpips, alex), "DISTS": (config.dists, VGG16_FILE), "FID": (config.fid, inception)}
         #: Which network each metric ran: a weight file and its SHA-256, or the seed of a random backbone.
         self.networks = {
             metric: f"random, seed {RANDOM_SEED}" if random else _identity(*file, weights)
@@ -98,7 +104,7 @@ class MetricSuite:
         shift = _SHIFTS[FID_PROTOCOLS[c.fid_protocol]]
         return (
             f"FID/KID {c.fid_protocol}: {c.patch_size}px patches + grid shifted by {c.patch_size // 2} {shift}; "
-            f"8-bit {c.reconstruction_8bit}; Inception torch-fidelity inception-v3-compat; resize {resize}"
+            f"8-bit {c.reconstruction_8bit}; Inception {NETWORK_LABELS[c.fid_network]}; resize {resize}"
         )
 
     def new_fid(self) -> FidKid | None:

@@ -1,4 +1,5 @@
-"""Evaluation metrics: PSNR, MS-SSIM, DISTS, FID/KID on HiFiC patches, and offline pretrained-weight loading.
+"""Evaluation metrics: PSNR, MS-SSIM, DISTS, FID/KID on HiFiC patches (two selectable Inception networks), and
+offline pretrained-weight loading.
 
 Submodules are imported lazily, so ``crdr.metrics.weights`` stays cheap to import (``crdr.losses`` uses it).
 """
@@ -10,8 +11,9 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from crdr.metrics.dists import Dists
-    from crdr.metrics.fid import FidKid, InceptionFeatures, fid_from_features, hific_patches, kid_from_features
+    from crdr.metrics.fid import FidKid, fid_from_features, hific_patches, kid_from_features
     from crdr.metrics.image import ms_ssim, psnr_8bit
+    from crdr.metrics.inception import InceptionFeatures
     from crdr.metrics.weights import pretrained_file
 
 _EXPORTS = {
@@ -20,7 +22,7 @@ _EXPORTS = {
     "ms_ssim": "image",
     "Dists": "dists",
     "hific_patches": "fid",
-    "InceptionFeatures": "fid",
+    "InceptionFeatures": "inception",
     "FidKid": "fid",
     "fid_from_features": "fid",
     "kid_from_features": "fid",

@@ -1,23 +1,17 @@
-"""FID/KID on HiFiC-style 256x256 patches (Mentzer et al. 2020), with the torch-fidelity Inception-v3 offline."""
+"""FID/KID on HiFiC-style 256x256 patches (Mentzer et al. 2020), of the features of crdr.metrics.inception."""
 
 from __future__ import annotations
 
-import os
-import tempfile
-import warnings
 from collections.abc import Hashable
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import torch
 from scipy import linalg
-from torch import Tensor, nn
-from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+from torch import Tensor
 
-from crdr.metrics.weights import pretrained_file
+from crdr.metrics.inception import InceptionFeatures
 
-INCEPTION_FILE = ("weights-inception-2015-12-05-6726825d.pth", "6726825d")
 ShiftPolicy = Literal["always", "min_side_384"]
 SHIFT_POLICIES: tuple[str, ...] = ("always", "min_side_384")
 ArrayLike = Tensor | np.ndarray
@@ -69,86 +63,6 @@ def uses_shifted_patches(height: int, width: int, patch_size: int = 256, shift_p
     if shift_policy == "min_side_384":
         return min(height, width) >= 1.5 * patch_size
     raise ValueError(f"shift_policy must be one of {SHIFT_POLICIES}, got {shift_policy!r}")
-
-
-# --- Inception features -----------------------------------------------------------------------------------------
-
-
-def to_uint8(x: Tensor) -> Tensor:
-    """[0, 1] floats (unclamped allowed) -> uint8 ``round(clamp(x, 0, 1) * 255)``, the input torch-fidelity expects."""
-    return (x.detach().clamp(0, 1) * 255).round().to(torch.uint8)
-
-
-class _UnloadedInception(FeatureExtractorInceptionV3):
-    """torch-fidelity's Inception-v3 that ignores the state dict it is given: keeps its random initialisation."""
-
-    def load_state_dict(self, state_dict, strict=True, assign=False):  # type: ignore[override]
-        return None
-
-
-def _random_inception_file(folder: Path, seed: int) -> Path:
-    """Writes a seeded random state dict of the FID Inception-v3 to ``folder``; never touches the network."""
-    empty = folder / "empty.pth"
-    torch.save({}, empty)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        shell = _UnloadedInception("inception-v3-compat", ["2048"], feature_extractor_weights_path=str(empty))
-        for module in shell.modules():  # variance-preserving init, so the 2048-d pool features are not ~0
-            if isinstance(module, nn.Conv2d | nn.Linear):
-                nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
-    path = folder / "random-inception.pth"
-    torch.save(shell.state_dict(), path)
-    return path
-
-
-class InceptionFeatures(nn.Module):
-    """2048-d pool features of the FID Inception-v3 (torch-fidelity): (B, 3, H, W) on [0, 1] -> (B, 2048) float32.
-
-    Inputs are rounded to 8 bits (``round(clamp(x, 0, 1) * 255)`` as uint8) and resized to 299x299 by
-    torch-fidelity (TF1-compatible bilinear). The weights come from ``weights_path`` or
-    ``$TORCH_HOME/hub/checkpoints/weights-inception-2015-12-05-6726825d.pth`` (SHA-256 checked, never downloaded).
-    ``random_backbone=True`` builds the same network with seeded random weights (for tests): values are then
-    not FID/KID, see ``self.random_backbone``. Frozen, always in eval mode.
-    """
-
-    dim = 2048
-
-    def __init__(
-        self, weights_path: str | os.PathLike | None = None, random_backbone: bool = False, seed: int = 0
-    ) -> None:
-        super().__init__()
-        self.random_backbone = bool(random_backbone)
-        if self.random_backbone:
-            warnings.warn(
-                "InceptionFeatures uses a RANDOM Inception-v3: values are not FID/KID; label results accordingly",
-                stacklevel=2,
-            )
-            with tempfile.TemporaryDirectory() as tmp:
-                self.net = self._build(_random_inception_file(Path(tmp), seed))
-        else:
-            self.net = self._build(pretrained_file(*INCEPTION_FILE, weights_path))
-        self.requires_grad_(False)
-        super().train(False)
-
-    @staticmethod
-    def _build(path: Path) -> FeatureExtractorInceptionV3:
-        return FeatureExtractorInceptionV3("inception-v3-compat", ["2048"], feature_extractor_weights_path=str(path))
-
-    def train(self, mode: bool = True) -> InceptionFeatures:
-        """Ignored: the feature extractor always stays in eval mode."""
-        return super().train(False)
-
-    @torch.no_grad()
-    def forward(self, x: Tensor) -> Tensor:
-        """x: (B, 3, H, W) on [0, 1] -> (B, 2048) float32 pool features."""
-        if x.dim() != 4 or x.shape[1] != 3:
-            raise ValueError(f"expected (B, 3, H, W) images, got {tuple(x.shape)}")
-        device = next(self.net.parameters()).device
-        (features,) = self.net(to_uint8(x).to(device))
-        return features
-
-    def extra_repr(self) -> str:
-        return f"random_backbone={self.random_backbone}"
 
 
 # --- FID / KID math ---------------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ KNOWN_FILES: dict[str, str] = {
     "alexnet-owt-7be5be79.pth": "torchvision AlexNet ImageNet weights, the LPIPS (alex) backbone",
     "vgg16-397923af.pth": "torchvision VGG16 ImageNet weights, the LPIPS (vgg) and DISTS backbone",
     "weights-inception-2015-12-05-6726825d.pth": "torch-fidelity FID Inception-v3 weights, for FID/KID",
-    "pt_inception-2015-12-05-6726825d.pth": "pytorch-fid FID Inception-v3 weights, for FID",
+    "pt_inception-2015-12-05-6726825d.pth": "pytorch-fid FID Inception-v3 weights, for FID/KID",
 }
 
 # (resolved path, mtime_ns, size) -> hex SHA-256
