@@ -1,4 +1,4 @@
-"""``crdr``: the command-line tool (compress, decompress, reconstruct, evaluate, score, plot, shard, data).
+"""``crdr``: the command-line tool (compress, decompress, reconstruct, evaluate, merge, score, plot, shard, data).
 
 Arguments are parsed without importing torch (crdr.cli.parser); the subcommand's implementation is
 imported after parsing, so ``--help`` and argument errors come at once.
