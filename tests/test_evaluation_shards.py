@@ -97,3 +97,10 @@ def test_two_shards_through_submitit_merge_into_the_single_run(crops, tmp_path, 
     (other / "results.csv").write_text("\n".join(lines[:-1]) + "\n")
     assert main(["merge", shards[0], str(other), "-o", str(tmp_path / "m")]) == 2
     assert "grid point q=4.0 beta=5.12 not finished (rerun the shard: it resumes)" in _error(capsys)
+    (other / "results.csv").write_text("\n".join(lines) + "\n")
+    (other / "pooled" / "q4_beta0.safetensors").write_bytes(b"not a safetensors file")
+    assert main(["merge", shards[0], str(other), "-o", str(tmp_path / "m")]) == 2
+    assert "q4_beta0.safetensors: not a readable safetensors file" in _error(capsys)
+    (other / "shard.json").unlink()
+    assert main(["merge", shards[0], str(other), "-o", str(tmp_path / "m")]) == 2
+    assert "no shard.json (not a shard of crdr evaluate, or one not finished: rerun it)" in _error(capsys)

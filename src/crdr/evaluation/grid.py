@@ -50,8 +50,8 @@ def paper_q_grid() -> list[float]:
     return [i / 4 for i in range(17)]
 
 
-def _key(q: float | None, beta: float | None) -> tuple[str, str]:
-    """How a grid point appears in ``results.csv``."""
+def point_key(q: float | None, beta: float | None) -> tuple[str, str]:
+    """How a grid point appears in ``results.csv``: its (quality, beta) cells."""
     return (_fmt(q), _fmt(beta))
 
 
@@ -66,7 +66,8 @@ def _fmt(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def _read_rows(path: Path) -> list[dict[str, str]]:
+def read_rows(path: Path) -> list[dict[str, str]]:
+    """The rows of a CSV written here (none when the file does not exist)."""
     if not path.is_file():
         return []
     with path.open(newline="") as f:
@@ -87,12 +88,12 @@ class ResultsFolder:
         self.image_columns = IMAGE_COLUMNS + IMAGE_METRICS + list(extra_columns)
         output_dir.mkdir(parents=True, exist_ok=True)
         _check_or_write_run(output_dir, run)
-        self.summary = _read_rows(output_dir / SUMMARY_FILE)
-        self.per_image = _read_rows(output_dir / IMAGES_FILE)
+        self.summary = read_rows(output_dir / SUMMARY_FILE)
+        self.per_image = read_rows(output_dir / IMAGES_FILE)
 
     def done(self, q: float | None, beta: float | None) -> bool:
         """Whether ``results.csv`` already has this grid point."""
-        return _key(q, beta) in {(row["quality"], row["beta"]) for row in self.summary}
+        return point_key(q, beta) in {(row["quality"], row["beta"]) for row in self.summary}
 
     def add(self, summary: dict[str, Any], images: list[dict[str, Any]]) -> None:
         """Adds a grid point's summary row and its per-image rows (written by :meth:`write`)."""
@@ -196,7 +197,7 @@ def in_grid_order(
     summary: list[dict[str, str]], qs: Sequence[float | None], betas: Sequence[float | None]
 ) -> list[dict[str, str]]:
     """Summary rows sorted as the grid runs (q, then beta); rows of other points last."""
-    order = {_key(q, b): i for i, (q, b) in enumerate((q, b) for q in qs for b in betas)}
+    order = {point_key(q, b): i for i, (q, b) in enumerate((q, b) for q in qs for b in betas)}
     return sorted(summary, key=lambda r: order.get((r["quality"], r["beta"]), len(order)))
 
 

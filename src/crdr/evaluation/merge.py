@@ -23,10 +23,10 @@ from crdr.evaluation.grid import (
     RUN_FILE,
     SUMMARY_FILE,
     ResultsFolder,
-    _key,
-    _read_rows,
     in_grid_order,
+    point_key,
     point_name,
+    read_rows,
     summary_row,
 )
 from crdr.evaluation.pipeline import report
@@ -67,7 +67,11 @@ def _read_shard(folder: Path) -> _ShardFolder:
     shard = run.get(SHARD_KEY)
     if not isinstance(shard, dict) or not {"index", "count", "images"} <= set(shard):
         raise ValueError(f"{folder}: not a shard (its run.json has no shard: evaluate with shard.count > 1)")
-    return _ShardFolder(folder, run, _read_json(folder / SHARD_FILE, "not a shard of crdr evaluate"))
+    record = _read_json(folder / SHARD_FILE, "not a shard of crdr evaluate, or one not finished: rerun it")
+    grid = record.get("grid")
+    if not set(_SHARED_RECORD) <= set(record) or not (isinstance(grid, dict) and {"q", "beta"} <= set(grid)):
+        raise ValueError(f"{folder / SHARD_FILE}: needs {', '.join(_SHARED_RECORD)} (grid: q and beta)")
+    return _ShardFolder(folder, run, record)
 
 
 def _check_fit(shards: list[_ShardFolder]) -> list[_ShardFolder]:
@@ -101,9 +105,9 @@ def _finished(shards: list[_ShardFolder], grid: list[tuple[Any, Any]]) -> dict[t
     """The first shard's ``results.csv`` rows by grid point, after checking that every shard has every point."""
     rows = {}
     for item in shards:
-        done = {(r["quality"], r["beta"]): r for r in _read_rows(item.folder / SUMMARY_FILE)}
+        done = {(r["quality"], r["beta"]): r for r in read_rows(item.folder / SUMMARY_FILE)}
         for q, beta in grid:
-            if _key(q, beta) not in done:
+            if point_key(q, beta) not in done:
                 raise ValueError(
                     f"{item.folder}: grid point q={q} beta={beta} not finished (rerun the shard: it resumes)"
                 )
@@ -134,7 +138,7 @@ def merge_shards(folders: Sequence[Path], output_dir: Path) -> list[dict[str, st
         loaded = [PooledInputs(s.folder).load(point_name(q, beta), s.run["images"], fid) for s in shards]
         rows = _in_set_order([rows for rows, _ in loaded])
         features = None if real is None else (real, torch.cat(_in_set_order([f for _, f in loaded])).double())
-        done = shard_rows[_key(q, beta)]
+        done = shard_rows[point_key(q, beta)]
         row = summary_row(first.record["dataset"], q, beta, rows, features, done["note"], done["protocol"])
         folder.add(row, rows)
         if tracker is not None:

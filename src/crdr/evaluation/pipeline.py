@@ -55,9 +55,6 @@ def evaluate_dataset(cfg: DictConfig, folder: Path, official_name: str | None) -
         official = official_name or (dataset if dataset.lower() in OFFICIAL_DATASETS else None)
     title = f"{dataset}: {Path(cfg.checkpoint).name}" + (f"\n({suite.note})" if suite.note else "")
     config = OmegaConf.to_container(cfg, resolve=True)
-    if shard.sharded:
-        record = {"dataset": dataset, "official": official, "title": title, "grid": {"q": qs, "beta": betas}}
-        write_text_atomic(output_dir / SHARD_FILE, json.dumps({**record, "config": config}, indent=2) + "\n")
     tracker = WandbGrid(cfg, config) if cfg.wandb.enabled and not shard.sharded else None
     summary = evaluate_grid(
         codec,
@@ -74,7 +71,9 @@ def evaluate_dataset(cfg: DictConfig, folder: Path, official_name: str | None) -
         pooled=PooledInputs(output_dir) if shard.sharded else None,
     )
     grid = _image_grid(codec, all_images[0], cfg, betas, output_dir / "grid") if images[0] == all_images[0] else []
-    if shard.sharded:
+    if shard.sharded:  # what the merge needs to report, written once the shard has finished its grid
+        record = {"dataset": dataset, "official": official, "title": title, "grid": {"q": qs, "beta": betas}}
+        write_text_atomic(output_dir / SHARD_FILE, json.dumps({**record, "config": config}, indent=2) + "\n")
         log.info("%s done: %s (merge the shards with crdr merge)", shard.name, output_dir)
         return summary
     report(output_dir, summary, dataset, official, title, grid, tracker)
