@@ -1,4 +1,5 @@
-"""``crdr``: the command-line tool (compress, decompress, reconstruct, evaluate, score, plot, shard, data, models).
+"""``crdr``: the command-line tool (compress, decompress, reconstruct, evaluate, merge, score, plot, shard, data,
+models).
 
 Arguments are parsed without importing torch (crdr.cli.parser); the subcommand's implementation is
 imported after parsing, so ``--help`` and argument errors come at once.

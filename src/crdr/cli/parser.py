@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     m = commands.add_parser("models", help="list the models shipped in the package (names for --checkpoint)")
     m.set_defaults(run="crdr.cli.models:run")
     commands.add_parser("evaluate", help="q x beta grid of metrics (Hydra overrides: crdr evaluate --help)")
+    add_merge_parser(commands)
     commands.add_parser("data", help="fetch and verify the paper's datasets (crdr data --help)")
     return parser
 
@@ -114,6 +115,20 @@ def add_plot_parser(commands: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--title", help="figure title")
     p.set_defaults(run="crdr.cli.plot:run_plot")
+
+
+def add_merge_parser(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser(
+        "merge",
+        help="merge the shards of a sharded crdr evaluate (shard.count=N) into one results folder",
+        description="Writes results.csv, per_image.csv, run.json, rd_curves and grid.png/.svg (and the W&B run, "
+        "when the shards had wandb.enabled) of the whole set, as one crdr evaluate run would; FID/KID are "
+        "computed from the patch features the shards kept. Refuses shards of different evaluations, missing, "
+        "duplicate or unfinished shards.",
+    )
+    p.add_argument("shards", nargs="+", metavar="SHARD_DIR", help="the folders OUTPUT_DIR/shard-INDEX-of-COUNT")
+    p.add_argument("-o", "--output", required=True, help="output folder (e.g. the shards' OUTPUT_DIR)")
+    p.set_defaults(run="crdr.cli.merge:run")
 
 
 def add_shard_parser(commands: argparse._SubParsersAction) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +13,11 @@ from torch import Tensor
 from tqdm import tqdm
 
 from crdr.codec import Codec
+from crdr.evaluation.shards import PooledInputs
 from crdr.evaluation.suite import MetricSuite, mean
 from crdr.files import write_bytes_atomic, write_csv_atomic, write_text_atomic
 from crdr.io import read_image, write_image
-from crdr.metrics import FidKid
+from crdr.metrics import FidKid, fid_kid
 
 #: Columns of the official ``rd_results_*.csv``, then ours.
 SUMMARY_COLUMNS = [
@@ -49,9 +50,14 @@ def paper_q_grid() -> list[float]:
     return [i / 4 for i in range(17)]
 
 
-def _key(q: float | None, beta: float | None) -> tuple[str, str]:
-    """How a grid point appears in ``results.csv``."""
+def point_key(q: float | None, beta: float | None) -> tuple[str, str]:
+    """How a grid point appears in ``results.csv``: its (quality, beta) cells."""
     return (_fmt(q), _fmt(beta))
+
+
+def point_name(q: float | None, beta: float | None) -> str:
+    """A grid point in file and folder names: ``q{q}_beta{beta}``."""
+    return f"q{_fmt(q)}_beta{_fmt(beta)}"
 
 
 def _fmt(value: Any) -> str:
@@ -60,7 +66,8 @@ def _fmt(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def _read_rows(path: Path) -> list[dict[str, str]]:
+def read_rows(path: Path) -> list[dict[str, str]]:
+    """The rows of a CSV written here (none when the file does not exist)."""
     if not path.is_file():
         return []
     with path.open(newline="") as f:
@@ -81,12 +88,12 @@ class ResultsFolder:
         self.image_columns = IMAGE_COLUMNS + IMAGE_METRICS + list(extra_columns)
         output_dir.mkdir(parents=True, exist_ok=True)
         _check_or_write_run(output_dir, run)
-        self.summary = _read_rows(output_dir / SUMMARY_FILE)
-        self.per_image = _read_rows(output_dir / IMAGES_FILE)
+        self.summary = read_rows(output_dir / SUMMARY_FILE)
+        self.per_image = read_rows(output_dir / IMAGES_FILE)
 
     def done(self, q: float | None, beta: float | None) -> bool:
         """Whether ``results.csv`` already has this grid point."""
-        return _key(q, beta) in {(row["quality"], row["beta"]) for row in self.summary}
+        return point_key(q, beta) in {(row["quality"], row["beta"]) for row in self.summary}
 
     def add(self, summary: dict[str, Any], images: list[dict[str, Any]]) -> None:
         """Adds a grid point's summary row and its per-image rows (written by :meth:`write`)."""
@@ -127,12 +134,11 @@ def image_row(dataset: str, name: str, x: Tensor, q: float | None, beta: float |
     }
 
 
-def score_image(suite: MetricSuite, fid: FidKid | None, row: dict[str, Any], x: Tensor, x_hat: Tensor) -> None:
+def score_image(suite: MetricSuite, fid: FidKid | None, row: dict[str, Any], x: Tensor, x_hat: Tensor) -> int:
     """Adds the per-image metrics of original ``x`` and reconstruction ``x_hat`` to ``row``, and the pair to ``fid``
-    (the original's features are cached by image name across grid points)."""
+    (the original's features are cached by image name across grid points); returns the FID patch pairs added."""
     row.update(suite.score(x, x_hat))
-    if fid is not None:
-        fid.update(x, suite.to_8bit(x_hat), real_key=row["image"])
+    return 0 if fid is None else fid.update(x, suite.to_8bit(x_hat), real_key=row["image"])
 
 
 def evaluate_grid(
@@ -146,6 +152,8 @@ def evaluate_grid(
     progress: bool = True,
     on_point: Callable[[dict[str, Any]], None] | None = None,
     save: bool = False,
+    run_extra: Mapping[str, Any] | None = None,
+    pooled: PooledInputs | None = None,
 ) -> list[dict[str, str]]:
     """Evaluates every (q, beta) and returns the summary rows (as written to ``results.csv``).
 
@@ -156,29 +164,48 @@ def evaluate_grid(
     (``run.json`` must match: same model fingerprint, images, metric settings, networks and protocol).
     ``save``: also writes each stream to ``streams/q{q}/NAME.crdr`` and each reconstruction, as the 8-bit
     image the metrics saw, to ``reconstructions/q{q}_beta{beta}/NAME.png`` (inputs for ``crdr score``).
+    ``run_extra``: more of ``run.json`` (a shard's record); ``pooled``: where each point's per-image rows and FID
+    patch features are kept (a shard's inputs to ``crdr merge``), written before the CSVs list the point; the
+    shard's own ``results.csv`` then leaves FID/KID empty.
     """
-    folder = ResultsFolder(output_dir, {"model_fingerprint": codec.fingerprint.hex(), **run_identity(images, suite)})
+    run = {"model_fingerprint": codec.fingerprint.hex(), **run_identity(images, suite), **(run_extra or {})}
+    folder = ResultsFolder(output_dir, run)
     todo = {q: [b for b in betas if not folder.done(q, b)] for q in qs}
     bar = tqdm(total=sum(map(len, todo.values())) * len(images), desc="evaluate", unit="image", disable=not progress)
     for q in qs:
         if not todo[q]:
             continue
-        rows, fids = _evaluate_rate(codec, images, q, todo[q], suite, dataset, bar, output_dir if save else None)
+        rows, fids, patches = _evaluate_rate(
+            codec, images, q, todo[q], suite, dataset, bar, output_dir if save else None
+        )
         for beta in todo[q]:
-            row = summary_row(dataset, q, beta, rows[beta], fids[beta], suite)
+            features = None if fids[beta] is None else fids[beta].accumulated()
+            if pooled is not None:
+                per_image = None if features is None else [f.split(patches[beta]) for f in features]
+                pooled.save(point_name(q, beta), rows[beta], *(per_image or (None, None)))
+                features = None  # a shard's FID/KID would be of its images alone: crdr merge pools them
+            row = summary_row(dataset, q, beta, rows[beta], features, suite.note, suite.protocol())
             folder.add(row, rows[beta])
             if on_point is not None:
                 on_point(row)
         folder.write()
     bar.close()
-    order = {_key(q, b): i for i, (q, b) in enumerate((q, b) for q in qs for b in betas)}
-    return sorted(folder.summary, key=lambda r: order.get((r["quality"], r["beta"]), len(order)))
+    return in_grid_order(folder.summary, qs, betas)
+
+
+def in_grid_order(
+    summary: list[dict[str, str]], qs: Sequence[float | None], betas: Sequence[float | None]
+) -> list[dict[str, str]]:
+    """Summary rows sorted as the grid runs (q, then beta); rows of other points last."""
+    order = {point_key(q, b): i for i, (q, b) in enumerate((q, b) for q in qs for b in betas)}
+    return sorted(summary, key=lambda r: order.get((r["quality"], r["beta"]), len(order)))
 
 
 def _evaluate_rate(codec, images, q, betas, suite, dataset, bar, save_to):
     model = codec.model
     rows: dict[Any, list[dict[str, Any]]] = {beta: [] for beta in betas}
     fids = {beta: suite.new_fid() for beta in betas}
+    patches: dict[Any, list[int]] = {beta: [] for beta in betas}
     for path in images:
         x = read_image(path)
         height, width = x.shape[-2:]
@@ -191,24 +218,39 @@ def _evaluate_rate(codec, images, q, betas, suite, dataset, bar, save_to):
             x_hat = codec.synthesize(y_hat, stream, model.beta_tensor(beta, 1))
             row = image_row(dataset, path.name, x, q, beta, len(data))
             row["bpp_estimate"] = information / (height * width)
-            score_image(suite, fids[beta], row, x, x_hat)
+            patches[beta].append(score_image(suite, fids[beta], row, x, x_hat))
             if save_to is not None:
-                name = f"q{_fmt(q)}_beta{_fmt(beta)}"
-                write_image(suite.to_8bit(x_hat), save_to / RECONSTRUCTIONS_DIR / name / f"{path.stem}.png")
+                folder = save_to / RECONSTRUCTIONS_DIR / point_name(q, beta)
+                write_image(suite.to_8bit(x_hat), folder / f"{path.stem}.png")
             rows[beta].append(row)
             bar.update()
-    return rows, fids
+    return rows, fids, patches
 
 
-def summary_row(dataset, q, beta, rows, fid, suite, resize: str = "none") -> dict[str, Any]:
-    """A grid point's ``results.csv`` row: means of the per-image ``rows``, FID/KID of ``fid``, note, protocol."""
+def summary_row(
+    dataset: str,
+    q: float | None,
+    beta: float | None,
+    rows: Sequence[Mapping[str, Any]],
+    features: tuple[Tensor, Tensor] | None,
+    note: str,
+    protocol: str,
+) -> dict[str, Any]:
+    """A grid point's ``results.csv`` row: means of the per-image ``rows``, FID/KID of the (real, fake) patch
+    ``features`` of all its images (None: FID off), note, protocol. A single run, ``crdr score`` and ``crdr merge``
+    all compute their rows here."""
     row: dict[str, Any] = {"dataset": dataset, "quality": q, "beta": beta, "num_images": len(rows)}
-    row.update(note=suite.note, protocol=suite.protocol(resize))
+    row.update(note=note, protocol=protocol)
     for column in ["bpp", "bpp_estimate", *IMAGE_METRICS]:
         values = [r[column] for r in rows if column in r]
         row[column] = mean(values) if values else None
-    if fid is not None:
-        result = fid.compute()
+    if features is not None:
+        if len(features[0]) < 2:
+            raise ValueError(
+                f"FID/KID need at least 2 patches, got {len(features[0])} from {len(rows)} image(s) "
+                "(images smaller than a patch have none; metrics.fid=false turns FID/KID off)"
+            )
+        result = fid_kid(*features)
         row.update(FID=result["fid"], KID=result["kid"], KID_std=result["kid_std"], fid_patches=result["num_patches"])
     return row
 

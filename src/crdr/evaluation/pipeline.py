@@ -3,8 +3,10 @@ over a dataset, its CSVs, RD plots against the official results, and an image gr
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -12,11 +14,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from crdr.api import load_model
 from crdr.codec import Codec
-from crdr.evaluation.grid import evaluate_grid
+from crdr.evaluation.grid import SUMMARY_FILE, evaluate_grid
 from crdr.evaluation.names import OFFICIAL_DATASETS
 from crdr.evaluation.plots import load_results, official_results, plot_grid, plot_rd_curves
+from crdr.evaluation.shards import SHARD_FILE, SHARD_KEY, PooledInputs, Shard
 from crdr.evaluation.suite import MetricConfig, MetricSuite
-from crdr.files import IMAGE_SUFFIXES, expand_paths
+from crdr.files import IMAGE_SUFFIXES, expand_paths, write_text_atomic
 from crdr.io import read_image
 from crdr.tracking import WandbGrid
 
@@ -29,19 +32,30 @@ def _floats(values: Sequence[Any] | None, used: bool) -> list[float | None]:
 
 def evaluate_dataset(cfg: DictConfig, folder: Path, official_name: str | None) -> list[dict[str, str]]:
     """Evaluates the grid over the images in ``folder``, writes CSVs and plots into ``cfg.output_dir``;
-    returns the summary rows. ``official_name``: the set's name in the official CSVs, if it has one."""
-    output_dir = Path(cfg.output_dir)
-    images = expand_paths([folder], IMAGE_SUFFIXES)
-    if not images:
+    returns the summary rows. ``official_name``: the set's name in the official CSVs, if it has one.
+
+    With ``shard.count`` > 1 it scores only shard ``shard.index`` of the images, into
+    ``output_dir/shard-INDEX-of-COUNT``, and keeps what ``crdr merge`` needs (crdr.evaluation.shards); the
+    merge then writes the RD plots and logs to W&B, the shards do not."""
+    all_images = expand_paths([folder], IMAGE_SUFFIXES)
+    if not all_images:
         raise FileNotFoundError(f"no PNG/JPEG images under {folder}")
+    all_images = all_images[: cfg.max_images] if cfg.max_images else all_images
+    shard = Shard(cfg.shard.index, cfg.shard.count)
+    images = shard.select(all_images)
+    output_dir = shard.folder(Path(cfg.output_dir))
     model = load_model(cfg.checkpoint, device="cpu")
     codec = Codec(model, device=cfg.device)
-    images = images[: cfg.max_images] if cfg.max_images else images
     qs = _floats(cfg.grid.q, model.num_rate_levels is not None)
     betas = _floats(cfg.grid.beta, model.max_beta is not None)
     suite = MetricSuite(MetricConfig(**OmegaConf.to_container(cfg.metrics)), device=cfg.device)
     dataset = cfg.dataset_name or official_name or folder.resolve().name
-    tracker = WandbGrid(cfg, OmegaConf.to_container(cfg, resolve=True)) if cfg.wandb.enabled else None
+    official = cfg.plots.official
+    if official == "auto":  # the named set's, or that of a folder labelled with an official name
+        official = official_name or (dataset if dataset.lower() in OFFICIAL_DATASETS else None)
+    title = f"{dataset}: {Path(cfg.checkpoint).name}" + (f"\n({suite.note})" if suite.note else "")
+    config = OmegaConf.to_container(cfg, resolve=True)
+    tracker = WandbGrid(cfg, config) if cfg.wandb.enabled and not shard.sharded else None
     summary = evaluate_grid(
         codec,
         images,
@@ -53,22 +67,40 @@ def evaluate_dataset(cfg: DictConfig, folder: Path, official_name: str | None) -
         progress=cfg.progress,
         on_point=None if tracker is None else tracker.log_point,
         save=cfg.save_reconstructions,
+        run_extra={SHARD_KEY: {**asdict(shard), "images": [p.name for p in all_images]}} if shard.sharded else None,
+        pooled=PooledInputs(output_dir) if shard.sharded else None,
     )
-    tables = {dataset: load_results(output_dir / "results.csv")}
-    official = cfg.plots.official
-    if official == "auto":  # the named set's, or that of a folder labelled with an official name
-        official = official_name or (dataset if dataset.lower() in OFFICIAL_DATASETS else None)
+    grid = _image_grid(codec, all_images[0], cfg, betas, output_dir / "grid") if images[0] == all_images[0] else []
+    if shard.sharded:  # what the merge needs to report, written once the shard has finished its grid
+        record = {"dataset": dataset, "official": official, "title": title, "grid": {"q": qs, "beta": betas}}
+        write_text_atomic(output_dir / SHARD_FILE, json.dumps({**record, "config": config}, indent=2) + "\n")
+        log.info("%s done: %s (merge the shards with crdr merge)", shard.name, output_dir)
+        return summary
+    report(output_dir, summary, dataset, official, title, grid, tracker)
+    return summary
+
+
+def report(
+    output_dir: Path,
+    summary: list[dict[str, str]],
+    dataset: str,
+    official: str | None,
+    title: str,
+    plots: list[Path],
+    tracker: WandbGrid | None,
+) -> list[Path]:
+    """The RD curves of ``output_dir/results.csv`` (beside the ``official`` results), then W&B's table and
+    figures; ``plots``: the figures drawn already (the image grid). A single run and ``crdr merge`` end here."""
+    tables = {dataset: load_results(output_dir / SUMMARY_FILE)}
     if official:
         tables[f"official {official}"] = official_results(official)
-    title = f"{dataset}: {Path(cfg.checkpoint).name}" + (f"\n({suite.note})" if suite.note else "")
-    plots = plot_rd_curves(tables, output=output_dir / "rd_curves", title=title)
-    plots += _image_grid(codec, images[0], cfg, betas, output_dir / "grid")
+    plots = plot_rd_curves(tables, output=output_dir / "rd_curves", title=title) + plots
     if tracker is not None:
         tracker.finish(summary, plots)
     for path in plots:
         log.info("wrote %s", path)
-    log.info("results: %s", output_dir / "results.csv")
-    return summary
+    log.info("results: %s", output_dir / SUMMARY_FILE)
+    return plots
 
 
 def _image_grid(codec: Codec, path: Path, cfg: DictConfig, betas: list[float | None], output: Path) -> list[Path]:

@@ -14,7 +14,6 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -176,7 +175,8 @@ def score_codec(
             score_image(suite, fid, row, x, _read_resized(reconstructions[original.stem], x, resize))
             rows.append(row)
             bar.update()
-        summary: dict[str, Any] = summary_row(dataset, point.quality, point.beta, rows, fid, suite, resize)
+        features = None if fid is None else fid.accumulated()
+        summary = summary_row(dataset, point.quality, point.beta, rows, features, suite.note, suite.protocol(resize))
         summary.update(codec=codec, rate_source=source)
         folder.add(summary, rows)
         folder.write()

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from crdr.metrics.dists import Dists
-    from crdr.metrics.fid import FidKid, fid_from_features, hific_patches, kid_from_features
+    from crdr.metrics.fid import FidKid, fid_from_features, fid_kid, hific_patches, kid_from_features
     from crdr.metrics.image import ms_ssim, psnr_8bit
     from crdr.metrics.inception import InceptionFeatures
     from crdr.metrics.weights import pretrained_file
@@ -25,6 +25,7 @@ _EXPORTS = {
     "InceptionFeatures": "inception",
     "FidKid": "fid",
     "fid_from_features": "fid",
+    "fid_kid": "fid",
     "kid_from_features": "fid",
 }
 
@@ -33,6 +34,7 @@ __all__ = [
     "FidKid",
     "InceptionFeatures",
     "fid_from_features",
+    "fid_kid",
     "hific_patches",
     "kid_from_features",
     "ms_ssim",

@@ -166,6 +166,15 @@ def kid_from_features(
     return float(np.mean(mmds)), float(np.std(mmds))
 
 
+def fid_kid(
+    real: ArrayLike, fake: ArrayLike, kid_subsets: int = 100, kid_subset_size: int = 1000, seed: int = 0
+) -> dict[str, float | int]:
+    """``{fid, kid, kid_std, num_patches}`` of paired patch features (N, D) (N >= 2): what :meth:`FidKid.compute`
+    reports, also for features accumulated elsewhere (the shards of an evaluation, merged)."""
+    kid, kid_std = kid_from_features(real, fake, kid_subsets, kid_subset_size, seed=seed)
+    return {"fid": fid_from_features(real, fake), "kid": kid, "kid_std": kid_std, "num_patches": len(real)}
+
+
 # --- accumulator ------------------------------------------------------------------------------------------------
 
 
@@ -248,6 +257,11 @@ class FidKid:
             added += real_patches.shape[0]
         return added
 
+    def accumulated(self) -> tuple[Tensor, Tensor]:
+        """The accumulated (real, fake) patch features, (N, D) float64 each, rows in the order of the updates."""
+        empty = torch.zeros((0, InceptionFeatures.dim), dtype=torch.float64)
+        return (torch.cat(self._real), torch.cat(self._fake)) if self._real else (empty, empty.clone())
+
     def compute(self) -> dict[str, float | int | bool]:
         """``{fid, kid, kid_std, num_patches, num_images, num_images_without_patches, random_backbone}``."""
         n = self.num_patches
@@ -256,13 +270,8 @@ class FidKid:
                 f"FID/KID need at least 2 patches, got {n} from {self.num_images} image(s) "
                 f"({self.num_images_without_patches} smaller than {self.patch_size}x{self.patch_size})"
             )
-        real, fake = torch.cat(self._real), torch.cat(self._fake)
-        kid, kid_std = kid_from_features(real, fake, self.kid_subsets, self.kid_subset_size, seed=self.seed)
         return {
-            "fid": fid_from_features(real, fake),
-            "kid": kid,
-            "kid_std": kid_std,
-            "num_patches": n,
+            **fid_kid(*self.accumulated(), self.kid_subsets, self.kid_subset_size, self.seed),
             "num_images": self.num_images,
             "num_images_without_patches": self.num_images_without_patches,
             "random_backbone": bool(getattr(self.features, "random_backbone", False)),
