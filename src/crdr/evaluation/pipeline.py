@@ -12,6 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from crdr.api import load_model
 from crdr.codec import Codec
+from crdr.codec.codec import entropy_parameters_for
 from crdr.evaluation.grid import evaluate_grid
 from crdr.evaluation.names import OFFICIAL_DATASETS
 from crdr.evaluation.plots import load_results, official_results, plot_grid, plot_rd_curves
@@ -35,7 +36,9 @@ def evaluate_dataset(cfg: DictConfig, folder: Path, official_name: str | None) -
     if not images:
         raise FileNotFoundError(f"no PNG/JPEG images under {folder}")
     model = load_model(cfg.checkpoint, device="cpu")
-    codec = Codec(model, device=cfg.device)
+    codec = Codec(
+        model, device=cfg.device, entropy_parameters=entropy_parameters_for(cfg.codec.entropy_parameters, cfg.device)
+    )
     images = images[: cfg.max_images] if cfg.max_images else images
     qs = _floats(cfg.grid.q, model.num_rate_levels is not None)
     betas = _floats(cfg.grid.beta, model.max_beta is not None)
