@@ -272,6 +272,7 @@ def test_the_deterministic_setting_is_restored_as_it_was(device_codec, kodak):
         device_codec.decompress(device_codec.compress(x, 1.0), 0.0)
         assert torch.are_deterministic_algorithms_enabled()
         assert torch.is_deterministic_algorithms_warn_only_enabled()
+        assert torch.utils.deterministic.fill_uninitialized_memory
     finally:
         torch.use_deterministic_algorithms(False)
 

@@ -162,17 +162,25 @@ class Codec:
 
     @contextmanager
     def _entropy_parameters(self) -> Iterator[None]:
-        """Device mode: :meth:`_reproducible` and ``torch.use_deterministic_algorithms`` (restored after)."""
+        """Device mode: :meth:`_reproducible` and ``torch.use_deterministic_algorithms`` (restored after),
+        without its NaN filling of new tensors (every tensor here is written before it is read)."""
         if self.entropy_device is None:
             yield
             return
-        saved = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+        fill = torch.utils.deterministic
+        saved = (
+            torch.are_deterministic_algorithms_enabled(),
+            torch.is_deterministic_algorithms_warn_only_enabled(),
+            fill.fill_uninitialized_memory,
+        )
         torch.use_deterministic_algorithms(True)
+        fill.fill_uninitialized_memory = False
         try:
             with self._reproducible():
                 yield
         finally:
             torch.use_deterministic_algorithms(saved[0], warn_only=saved[1])
+            fill.fill_uninitialized_memory = saved[2]
 
     @contextmanager
     def _stage(self, name: str) -> Iterator[None]:
