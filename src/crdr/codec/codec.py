@@ -18,7 +18,7 @@ import zlib
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Literal
+from typing import Literal, cast
 
 import numpy as np
 import torch
@@ -58,7 +58,7 @@ def entropy_parameters_for(setting: str, device: str | torch.device) -> EntropyP
         return "device" if torch.device(device).type == "cuda" else "portable"
     if setting not in ENTROPY_PARAMETERS:
         raise ConfigError(f"codec.entropy_parameters must be auto, portable or device, got {setting!r}")
-    return setting  # type: ignore[return-value]
+    return cast(EntropyParameters, setting)
 
 
 def symbols_crc(values: list[int], crc: int = 0) -> int:
