@@ -34,7 +34,7 @@ for spec in "${parts[@]}"; do
         stage3) run stage3 python3 bench/train_step.py --device cuda --batch 8 --warmup 3 --steps 10 \
                 --workers 4 --profile --variants "fp32,bf16,channels_last,bf16+channels_last,$fast" ;;
         codec) run codec python3 bench/codec.py --device cuda --threads 16 --repeats 3 \
-               --sizes 768x512,2048x1365 --no-cli ;;
+               --sizes 768x512,2048x1365 --parts precision,entropy ;;
         stage1) run stage1 python3 bench/train_step.py --device cuda --experiment crdr_stage1 --batch 8 \
                 --warmup 3 --steps 10 --workers 4 --variants "fp32,$fast" ;;
         loader) run loader python3 bench/data_loader.py --workers 0,2,4,8 --batch-size 3 --batches 60 --pin-memory ;;

@@ -2,9 +2,10 @@
 
 Two inputs per run: the fuzzer's bytes as a whole file (the parser must refuse them cleanly), and
 the same bytes as the z and y strings of a well-formed container for the model (correct magic,
-fingerprint and CRC, small random size and q), which drives CompressAI's rANS decoder and our
-slice loop on garbage (entropy decoding only). The only acceptable failure is ``BitstreamError``; anything else (another
-exception, a crash, a hang caught by ``-timeout``) is a finding.
+fingerprint and CRC, small random size and q, portable or device entropy parameters), which drives
+CompressAI's rANS decoder and our slice loop on garbage (entropy decoding only). The only
+acceptable failure is ``BitstreamError``; anything else (another exception, a crash, a hang caught
+by ``-timeout``) is a finding.
 
     python fuzz/bitstream.py -max_total_time=60          # or -runs=N; libFuzzer flags
 """
@@ -26,6 +27,7 @@ with atheris.instrument_imports(include=["crdr"]):
 CHECKPOINT = Path(__file__).resolve().parents[1] / "tests" / "data" / "golden_tiny" / "official_ckpt.pth"
 torch.set_num_threads(1)
 CODEC = Codec(load_model(CHECKPOINT))
+DEVICE_CODEC = Codec(CODEC.model, entropy_parameters="device")
 
 
 def test_one_input(data: bytes) -> None:
@@ -36,11 +38,12 @@ def test_one_input(data: bytes) -> None:
     q = fdp.ConsumeIntInRange(0, 64) / 16
     checksum = fdp.ConsumeIntInRange(0, (1 << 32) - 1) if fdp.ConsumeBool() else None
     bfloat16 = fdp.ConsumeBool()
+    codec = DEVICE_CODEC if fdp.ConsumeBool() else CODEC
     z_length = fdp.ConsumeIntInRange(0, 64)
     z, y = fdp.ConsumeBytes(z_length), fdp.ConsumeBytes(fdp.remaining_bytes())
-    stream = Bitstream(CODEC.fingerprint, height, width, q, (z, y), checksum, bfloat16).to_bytes()
+    stream = Bitstream(codec.fingerprint, height, width, q, (z, y), checksum, bfloat16, codec.entropy_device).to_bytes()
     try:  # entropy decoding only: the synthesis of whatever latents come out is not under test
-        latents = CODEC.decode_latents(CODEC.parse(stream))
+        latents = codec.decode_latents(codec.parse(stream))
     except BitstreamError:
         return
     if not bool(torch.isfinite(latents).all()):

@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from conftest import GOLDEN_TINY, KODAK, ROOT, tiny_model
 from crdr import load_model, save_generator
@@ -106,6 +107,25 @@ def test_decompress_with_the_wrong_checkpoint_is_a_one_line_error(tmp_path, koda
     err = captured.err.strip()
     assert err.count("\n") == 0 and "skipped" in err and "another model" in err
     assert "decoded 0 of 1 file(s)" in captured.out and not list((tmp_path / "r").glob("*.png"))
+
+
+def test_device_entropy_streams_decode_only_with_the_flag(tmp_path, kodak, capsys):
+    src = tmp_path / "a.png"
+    save_png(kodak[1][:, :, :40, :56], src)
+    ckpt = str(GOLDEN_TINY / "official_ckpt.pth")
+    portable, device = tmp_path / "portable", tmp_path / "device"
+    assert main(["compress", str(src), "--checkpoint", ckpt, "-q", "2", "-o", str(portable)]) == 0
+    argv = ["compress", str(src), "--checkpoint", ckpt, "-q", "2", "--entropy-parameters", "device", "-o", str(device)]
+    assert main(argv) == 0
+    assert Bitstream.from_bytes((device / "a.crdr").read_bytes()).entropy_device == "cpu"
+    capsys.readouterr()
+    decode = ["decompress", str(device / "a.crdr"), "--checkpoint", ckpt, "-o"]
+    assert main([*decode, str(tmp_path / "refused")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "--entropy-parameters device --device cpu" in err
+    assert main([*decode, str(tmp_path / "rec"), "--entropy-parameters", "device"]) == 0
+    assert main(["decompress", str(portable / "a.crdr"), "--checkpoint", ckpt, "-o", str(tmp_path / "rec_p")]) == 0
+    assert torch.equal(read_image(tmp_path / "rec" / "a.png"), read_image(tmp_path / "rec_p" / "a.png"))
 
 
 def test_shard_packs_a_folder_into_tar_shards(tmp_path, capsys):

@@ -13,7 +13,9 @@ import torch
 from conftest import GOLDEN_TINY, LATENT_TOLERANCE, PIXEL_TOLERANCE, tiny_model
 from crdr import load_model
 from crdr.codec import Bitstream, BitstreamError, Codec
+from crdr.codec.codec import entropy_parameters_for
 from crdr.codec.target_rate import compress_to_bpp
+from crdr.config import ConfigError
 from crdr.metrics.image import psnr_8bit
 from crdr.models.generator import bits
 
@@ -29,6 +31,12 @@ def codec():
 @pytest.fixture(scope="module")
 def fast_codec(codec):
     return Codec(codec.model, encoder_dtype=torch.bfloat16)
+
+
+@pytest.fixture(scope="module")
+def device_codec(codec):
+    """Entropy parameters on the codec's device (here the CPU) with deterministic algorithms."""
+    return Codec(codec.model, entropy_parameters="device")
 
 
 def _bytes(t: torch.Tensor) -> bytes:
@@ -232,3 +240,83 @@ def test_cuda_codec_streams_decode_on_the_cpu_too(kodak):
     assert difference <= 1 / 255, difference  # 3e-7 on an H100
     # the entropy parameters ran on the CPU on both sides: the latents are identical
     assert torch.equal(gpu.decode_latents(gpu.parse(data)), cpu.decode_latents(cpu.parse(data)))
+
+
+@pytest.mark.parametrize(("h", "w", "config"), [(33, 17, "golden"), (250, 190, "golden"), (70, 90, "crdr_hyperprior")])
+def test_device_entropy_streams_decode_to_the_eval_forward(codec, device_codec, kodak, h, w, config):
+    """On the CPU the device mode runs the same networks under deterministic algorithms: the same strings
+    as the portable path (only the header differs) and the eval forward's latents and pixels."""
+    if config != "golden":
+        model = tiny_model(config)
+        codec, device_codec = Codec(model), Codec(model, entropy_parameters="device")
+    x = kodak[1][:, :, 40 : 40 + h, 70 : 70 + w]
+    torch.use_deterministic_algorithms(False)
+    data = device_codec.compress(x, 2.3)
+    stream, portable = Bitstream.from_bytes(data), Bitstream.from_bytes(codec.compress(x, 2.3))
+    assert stream.entropy_device == "cpu" and portable.entropy_device is None
+    assert stream.strings == portable.strings and stream.symbols_crc == portable.symbols_crc
+    with torch.no_grad():
+        expected = device_codec.model(x, q=2.3, beta=4.1)
+    y_hat, information = device_codec.decode_latents_and_bits(device_codec.parse(data))
+    torch.testing.assert_close(y_hat, expected.y_hat, **LATENT_TOLERANCE)
+    assert y_hat.device.type == "cpu"
+    assert information == pytest.approx(codec.decode_latents_and_bits(codec.parse(portable.to_bytes()))[1])
+    assert (device_codec.decompress(data, 4.1) - expected.x_hat).abs().max() <= PIXEL_TOLERANCE
+    assert not torch.are_deterministic_algorithms_enabled()  # the setting is restored after coding
+
+
+def test_the_deterministic_setting_is_restored_as_it_was(device_codec, kodak):
+    x = kodak[0][:, :, :32, :48]
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        device_codec.decompress(device_codec.compress(x, 1.0), 0.0)
+        assert torch.are_deterministic_algorithms_enabled()
+        assert torch.is_deterministic_algorithms_warn_only_enabled()
+        assert torch.utils.deterministic.fill_uninitialized_memory
+    finally:
+        torch.use_deterministic_algorithms(False)
+
+
+def test_portable_and_device_decoders_refuse_each_others_streams(codec, device_codec, kodak):
+    x = kodak[2][:, :, 100:164, 200:296]
+    device_data, portable_data = device_codec.compress(x, 1.5), codec.compress(x, 1.5)
+    assert device_data[5] & 0x08 and not portable_data[5] & 0x08  # the header flag
+    with pytest.raises(BitstreamError, match=r"computed on a cpu device .*entropy-parameters device --device cpu"):
+        codec.decompress(device_data, 0.0)
+    with pytest.raises(BitstreamError, match=r"portable entropy parameters .*entropy_parameters='portable'"):
+        device_codec.decompress(portable_data, 0.0)
+    stream = Bitstream.from_bytes(device_data)
+    from_cuda = dataclasses.replace(stream, entropy_device="cuda").to_bytes()
+    with pytest.raises(BitstreamError, match="computed on a cuda device, this decoder computes them on cpu"):
+        device_codec.decompress(from_cuda, 0.0)
+    wrong_sum = dataclasses.replace(stream, symbols_crc=stream.symbols_crc ^ 1).to_bytes()
+    with pytest.raises(BitstreamError, match=r"symbols checksum.*device entropy parameters"):
+        device_codec.decompress(wrong_sum, 0.0)
+    with pytest.raises(ValueError, match="entropy_parameters must be portable or device"):
+        Codec(codec.model, entropy_parameters="gpu")
+
+
+def test_evaluation_picks_device_entropy_parameters_on_cuda_only():
+    assert entropy_parameters_for("auto", "cuda:1") == "device"
+    assert entropy_parameters_for("auto", "cpu") == "portable"
+    assert entropy_parameters_for("portable", "cuda") == "portable"
+    assert entropy_parameters_for("device", "cpu") == "device"
+    with pytest.raises(ConfigError, match="auto, portable or device"):
+        entropy_parameters_for("gpu", "cuda")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_device_entropy_streams_decode_on_the_gpu_and_are_refused_elsewhere(kodak):
+    x = kodak[0][:, :, :256, :384]
+    gpu = Codec(load_model(CKPT), device="cuda", entropy_parameters="device")
+    portable = Codec(load_model(CKPT), device="cuda")
+    data = gpu.compress(x, 2.5)
+    assert data == gpu.compress(x, 2.5)  # deterministic kernels
+    image = gpu.decompress(data, 1.0)
+    assert torch.equal(image, gpu.decompress(data, 1.0))
+    reference = portable.decompress(portable.compress(x, 2.5), 1.0)
+    assert abs(psnr_8bit(x, image) - psnr_8bit(x, reference)) <= 0.1
+    with pytest.raises(BitstreamError, match="computed on a cuda device"):
+        portable.decompress(data, 1.0)
+    with pytest.raises(BitstreamError, match="computed on a cuda device, this decoder computes them on cpu"):
+        Codec(load_model(CKPT), entropy_parameters="device").decompress(data, 1.0)

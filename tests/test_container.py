@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import zlib
 
 import pytest
@@ -19,6 +20,7 @@ streams = st.builds(
     strings=st.lists(st.binary(max_size=300), min_size=1, max_size=4).map(tuple),
     symbols_crc=st.one_of(st.none(), st.integers(0, (1 << 32) - 1)),
     bfloat16_context=st.booleans(),
+    entropy_device=st.sampled_from([None, "cpu", "cuda"]),
 )
 
 
@@ -63,6 +65,20 @@ def test_header_errors_name_the_problem():
         Bitstream.from_bytes(raw + b"extra")
     with pytest.raises(BitstreamError, match="checksum"):
         Bitstream.from_bytes(raw[:-6] + bytes([raw[-6] ^ 0xFF]) + raw[-5:])
+
+
+def test_the_entropy_device_is_one_byte_after_the_symbols_checksum():
+    portable = Bitstream(bytes(16), 20, 30, 1.5, (b"zz", b"yyyy"), symbols_crc=7)
+    raw = dataclasses.replace(portable, entropy_device="cuda").to_bytes()
+    assert len(raw) == len(portable.to_bytes()) + 1 and raw[5] == portable.to_bytes()[5] | 0x08
+    assert raw[38] == 2  # cuda's code
+    unknown = bytearray(raw)
+    unknown[38] = 9
+    unknown[-4:] = zlib.crc32(bytes(unknown[:-4])).to_bytes(4, "little")
+    with pytest.raises(BitstreamError, match="unknown entropy-parameter device code 9"):
+        Bitstream.from_bytes(bytes(unknown))
+    with pytest.raises(BitstreamError, match="'mps' cannot be recorded"):
+        dataclasses.replace(portable, entropy_device="mps").to_bytes()
 
 
 @pytest.mark.parametrize(("h", "w"), [(0, 5), (5, 0), (70000, 10), (1 << 15, 1 << 15)])

@@ -6,6 +6,7 @@ in-process through the CLI entry point and is bounded in time by the pytest-time
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import io
 import subprocess
@@ -176,6 +177,7 @@ def _damaged_streams(good: bytes, other_model: bytes) -> dict[str, bytes]:
         "inconsistent_lengths": good + b"trailing",
         "other_model": other_model,
         "forged_payload": forged.to_bytes(),  # valid container and CRC, garbage strings
+        "device_entropy": dataclasses.replace(stream, entropy_device="cuda").to_bytes(),
     }
 
 
@@ -191,6 +193,7 @@ DAMAGED = {
     "inconsistent_lengths": "do not match the file size",
     "other_model": "another model",
     "forged_payload": "symbols checksum",
+    "device_entropy": "--entropy-parameters device --device cuda",
 }
 
 
@@ -261,10 +264,13 @@ def test_damaged_containers_are_refused_before_any_model_is_loaded(tmp_path, cap
     y=st.binary(max_size=512),
     checksum=st.one_of(st.none(), st.integers(0, (1 << 32) - 1)),
     bfloat16=st.booleans(),
+    entropy=st.sampled_from(["portable", "device"]),
 )
-def test_the_decoder_refuses_or_survives_any_payload_in_a_valid_container(height, width, q, z, y, checksum, bfloat16):
-    codec = _golden_codec()
-    data = Bitstream(codec.fingerprint, height, width, q, (z, y), checksum, bfloat16).to_bytes()
+def test_the_decoder_refuses_or_survives_any_payload_in_a_valid_container(
+    height, width, q, z, y, checksum, bfloat16, entropy
+):
+    codec = _golden_codec(entropy)
+    data = Bitstream(codec.fingerprint, height, width, q, (z, y), checksum, bfloat16, codec.entropy_device).to_bytes()
     try:
         image = codec.decompress(data, 1.0)
     except BitstreamError as err:
@@ -275,5 +281,5 @@ def test_the_decoder_refuses_or_survives_any_payload_in_a_valid_container(height
 
 
 @functools.cache
-def _golden_codec() -> Codec:
-    return Codec(load_model(CKPT))
+def _golden_codec(entropy_parameters: str = "portable") -> Codec:
+    return Codec(load_model(CKPT), entropy_parameters=entropy_parameters)

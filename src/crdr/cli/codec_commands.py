@@ -43,7 +43,12 @@ def run_compress(args: argparse.Namespace) -> int:
     if not paths:
         raise ValueError(f"no {'/'.join(IMAGE_SUFFIXES)} files in {' '.join(args.inputs)}")
     encoder_dtype = torch.bfloat16 if args.precision == "bfloat16" else None
-    codec = Codec(load_model(args.checkpoint), device=args.device, encoder_dtype=encoder_dtype)
+    codec = Codec(
+        load_model(args.checkpoint),
+        device=args.device,
+        encoder_dtype=encoder_dtype,
+        entropy_parameters=args.entropy_parameters,
+    )
     if codec.model.num_rate_levels is not None and args.quality is None and args.target_bpp is None:
         raise ValueError("give -q/--quality or --target-bpp")
     rows = []
@@ -104,7 +109,12 @@ def run_decompress(args: argparse.Namespace) -> int:
             _skip("decompress", f"{path}: {err}")
     decoded = 0
     if valid:
-        codec = Codec(load_model(args.checkpoint), device=args.device, synthesis_dtype=SYNTHESIS_DTYPES[args.precision])
+        codec = Codec(
+            load_model(args.checkpoint),
+            device=args.device,
+            synthesis_dtype=SYNTHESIS_DTYPES[args.precision],
+            entropy_parameters=args.entropy_parameters,
+        )
         betas = args.beta if args.beta else [None if codec.model.max_beta is None else 0.0]
         for path in tqdm(valid, desc="decompress", unit="file", disable=None):
             try:

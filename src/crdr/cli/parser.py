@@ -16,6 +16,12 @@ DEFAULT_MAX_PIXELS = 12_000_000
 CHECKPOINT_HELP = "a shipped model (crdr models: e.g. crdr-tiny), official .pth.tar, .safetensors or Lightning .ckpt"
 #: ``crdr decompress --precision`` choices (the codec's synthesis dtypes).
 SYNTHESIS_PRECISIONS = ("bfloat16", "float16", "float32")
+#: ``--entropy-parameters`` help, shared by compress and decompress.
+ENTROPY_PARAMETERS_HELP = (
+    "portable (default): hyper-synthesis and context model on the CPU in float32, files decodable on any "
+    "x86-64 CPU; device: on --device with deterministic kernels (much faster on a GPU), files flagged and "
+    "decodable only with --entropy-parameters device on the same kind of device (same GPU and software)"
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,7 +47,10 @@ def add_codec_parsers(commands: argparse._SubParsersAction) -> None:
     rate = c.add_mutually_exclusive_group()
     rate.add_argument("-q", "--quality", type=float, help="quality level in [0, 4] (continuous)")
     rate.add_argument("--target-bpp", type=float, help="search q per image to reach this bit rate")
-    c.add_argument("--device", default="cpu", help="cpu or cuda (entropy parameters always run on the CPU)")
+    c.add_argument("--device", default="cpu", help="cpu or cuda (entropy parameters: see --entropy-parameters)")
+    c.add_argument(
+        "--entropy-parameters", choices=["portable", "device"], default="portable", help=ENTROPY_PARAMETERS_HELP
+    )
     c.add_argument(
         "--precision",
         choices=["bfloat16", "float32"],
@@ -66,6 +75,9 @@ def add_codec_parsers(commands: argparse._SubParsersAction) -> None:
     )
     d.add_argument("--beta", type=float_list, default=None, help="realism weight(s) in [0, 5.12], e.g. 0,2.56,5.12")
     d.add_argument("--device", default="cpu")
+    d.add_argument(
+        "--entropy-parameters", choices=["portable", "device"], default="portable", help=ENTROPY_PARAMETERS_HELP
+    )
     d.add_argument(
         "--precision",
         choices=SYNTHESIS_PRECISIONS,

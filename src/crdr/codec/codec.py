@@ -1,11 +1,12 @@
 """Compress images to ``.crdr`` bytes and decompress them, at any realism level beta.
 
-The entropy parameters (hyper-synthesis, context model) always run on the CPU, at both ends, so
+By default the entropy parameters (hyper-synthesis, context model) run on the CPU, at both ends, so
 the encoder and the decoder compute the same scales and, to the last bits of float arithmetic,
 the same means (docs/bitstream.md says what holds across CPUs and thread counts); the analysis and
-synthesis transforms run on the codec's device. Every stream carries a CRC-32 of its symbols, so a
-decoder that computes different entropy parameters (another CPU's arithmetic) fails with a clear
-error instead of returning a wrong image.
+synthesis transforms run on the codec's device. ``entropy_parameters="device"`` runs them on the
+codec's device too (deterministic kernels; streams flagged, decodable only that way). Every stream
+carries a CRC-32 of its symbols, so a decoder that computes different entropy parameters (another
+CPU's or GPU's arithmetic) fails with a clear error instead of returning a wrong image.
 """
 
 from __future__ import annotations
@@ -17,13 +18,15 @@ import zlib
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import Literal, cast
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from crdr.checkpoints import is_dynamic_buffer
-from crdr.codec.container import FINGERPRINT_BYTES, Bitstream, BitstreamError
+from crdr.codec.container import ENTROPY_DEVICES, FINGERPRINT_BYTES, Bitstream, BitstreamError
+from crdr.config import ConfigError
 from crdr.models.compressai_core import RansDecoder, RansEncoder
 from crdr.models.entropy_models import quantize_around
 from crdr.models.generator import CrdrGenerator, Scalar, bits, check_image_batch
@@ -41,6 +44,21 @@ def weights_fingerprint(model: CrdrGenerator) -> bytes:
         if t.numel():
             digest.update(t.view(torch.uint8).numpy())  # hashed in place, not copied
     return digest.digest()[:FINGERPRINT_BYTES]
+
+
+EntropyParameters = Literal["portable", "device"]
+#: ``entropy_parameters`` settings: the portable CPU float32 path, or the codec's own device.
+ENTROPY_PARAMETERS = ("portable", "device")
+
+
+def entropy_parameters_for(setting: str, device: str | torch.device) -> EntropyParameters:
+    """The ``codec.entropy_parameters`` setting (portable, device or auto) as a Codec argument: auto is
+    device on CUDA, else portable."""
+    if setting == "auto":
+        return "device" if torch.device(device).type == "cuda" else "portable"
+    if setting not in ENTROPY_PARAMETERS:
+        raise ConfigError(f"codec.entropy_parameters must be auto, portable or device, got {setting!r}")
+    return cast(EntropyParameters, setting)
 
 
 def symbols_crc(values: list[int], crc: int = 0) -> int:
@@ -76,6 +94,12 @@ class Codec:
       decodes exactly; the rate moves by well under 1 %. Such files are not official-compatible and
       decode only on CPUs whose bfloat16 convolutions round like the encoder's (the symbols
       checksum reports a mismatch).
+    - ``entropy_parameters="device"`` (both ends): the hyper-synthesis and the context model run on
+      ``device`` (copies of them; the model's own stay on the CPU) with deterministic algorithms,
+      cuDNN's deterministic kernels and no TF32. On a GPU this removes most of the coding time. The
+      file records the device type and only a decoder in the same mode on the same device type
+      accepts it (portable decoders refuse it, and device decoders refuse portable files); it
+      decodes exactly on the same GPU model and software, elsewhere the symbols checksum may refuse it.
     """
 
     def __init__(
@@ -84,14 +108,22 @@ class Codec:
         device: str | torch.device = "cpu",
         synthesis_dtype: torch.dtype | None = None,
         encoder_dtype: torch.dtype | None = None,
+        entropy_parameters: EntropyParameters = "portable",
     ) -> None:
         if model.entropy_model_y.quantized_cdf.numel() == 0:
             raise ValueError("the model's entropy tables are not built; load it with crdr.load_model")
         if encoder_dtype not in (None, torch.bfloat16):
             raise ValueError(f"encoder_dtype must be None (float32) or torch.bfloat16, got {encoder_dtype}")
+        if entropy_parameters not in ENTROPY_PARAMETERS:
+            raise ValueError(f"entropy_parameters must be portable or device, got {entropy_parameters!r}")
         self.model = model.eval()
         use_channels_last(model.decoder)
         self.device = torch.device(device)
+        if entropy_parameters == "device" and self.device.type not in ENTROPY_DEVICES.values():
+            raise ValueError(f"entropy_parameters='device' runs on cpu or cuda, not {self.device.type}")
+        #: The device type the entropy parameters run on, as the header records it (None: portable).
+        self.entropy_device = self.device.type if entropy_parameters == "device" else None
+        self._entropy_on = self.device if self.entropy_device is not None else torch.device("cpu")
         self.synthesis_dtype = synthesis_dtype
         self.encoder_dtype = encoder_dtype
         for part in (model.encoder, model.hyperencoder, model.decoder):
@@ -102,6 +134,12 @@ class Codec:
             part.to("cpu")
         if model.context_model is not None:
             model.context_model.to("cpu")
+        self._hyperdecoder, self._context_model = model.hyperdecoder, model.context_model
+        if self.entropy_device is not None:  # copies: other codecs of the model keep theirs on the CPU
+            self._hyperdecoder = copy.deepcopy(model.hyperdecoder).to(self.device)
+            self._context_model = copy.deepcopy(model.context_model)
+            if self._context_model is not None:
+                self._context_model.to(self.device)
         self.fingerprint = weights_fingerprint(model)
         self._y_tables = _Tables(model.entropy_model_y)
         #: Seconds spent per stage (analysis, hyper, context_model, entropy_coding, synthesis), summed
@@ -121,6 +159,28 @@ class Codec:
             yield
         finally:
             cudnn.deterministic, cudnn.benchmark, cudnn.allow_tf32, matmul.allow_tf32 = saved
+
+    @contextmanager
+    def _entropy_parameters(self) -> Iterator[None]:
+        """Device mode: :meth:`_reproducible` and ``torch.use_deterministic_algorithms`` (restored after),
+        without its NaN filling of new tensors (every tensor here is written before it is read)."""
+        if self.entropy_device is None:
+            yield
+            return
+        fill = torch.utils.deterministic
+        saved = (
+            torch.are_deterministic_algorithms_enabled(),
+            torch.is_deterministic_algorithms_warn_only_enabled(),
+            fill.fill_uninitialized_memory,
+        )
+        torch.use_deterministic_algorithms(True)
+        fill.fill_uninitialized_memory = False
+        try:
+            with self._reproducible():
+                yield
+        finally:
+            torch.use_deterministic_algorithms(saved[0], warn_only=saved[1])
+            fill.fill_uninitialized_memory = saved[2]
 
     @contextmanager
     def _stage(self, name: str) -> Iterator[None]:
@@ -148,12 +208,14 @@ class Codec:
             y = y.contiguous()
         with self._stage("hyper"), self._reproducible():
             z = model.hyperencoder(y).cpu()
-            y = y.cpu()
             z_string = model.entropy_model_z.compress(z)[0]
             z_hat, _ = quantize_around(z, model.entropy_model_z.medians(), training=False)
-            hyper = model.hyperdecoder(z_hat)
+        y = y.to(self._entropy_on)
+        with self._stage("hyper"), self._entropy_parameters():
+            hyper = self._hyperdecoder(z_hat.to(self._entropy_on))
         bfloat16_context = self.encoder_dtype is not None and model.context_model is not None
-        symbols, indexes = self._encode_latents(y, hyper, torch.bfloat16 if bfloat16_context else None)
+        with self._entropy_parameters():
+            symbols, indexes = self._encode_latents(y, hyper, torch.bfloat16 if bfloat16_context else None)
         with self._stage("entropy_coding"):
             y_string = RansEncoder().encode_with_indexes(
                 symbols, indexes, self._y_tables.cdfs, self._y_tables.lengths, self._y_tables.offsets
@@ -161,14 +223,16 @@ class Codec:
             crc = symbols_crc(symbols)
         q_value = None if q_t is None else float(q_t.item())
         strings = (z_string, y_string)
-        return Bitstream(self.fingerprint, height, width, q_value, strings, crc, bfloat16_context).to_bytes()
+        stream = Bitstream(
+            self.fingerprint, height, width, q_value, strings, crc, bfloat16_context, self.entropy_device
+        )
+        return stream.to_bytes()
 
     def _encode_latents(
         self, y: Tensor, hyper: Tensor, context_dtype: torch.dtype | None
     ) -> tuple[list[int], list[int]]:
         """Symbols round(y - mu) and scale-table indexes of every element, in coding order."""
-        model = self.model
-        gaussian = model.entropy_model_y
+        gaussian = self.model.entropy_model_y
         symbols: list[int] = []
         indexes: list[int] = []
 
@@ -176,10 +240,10 @@ class Codec:
             with self._stage("entropy_coding"):
                 rounded = torch.round(y_part - mu)
                 symbols.extend(rounded.int().reshape(-1).tolist())
-                indexes.extend(gaussian.build_indexes(sigma).reshape(-1).tolist())
+                indexes.extend(gaussian.build_indexes(sigma.cpu()).reshape(-1).tolist())
                 return rounded + mu
 
-        cm = model.context_model
+        cm = self._context_model
         if cm is None:
             means, scales = hyper.chunk(2, dim=1)
             emit(y, means, scales)
@@ -204,6 +268,8 @@ class Codec:
             self.model.quality_tensor(stream.q, 1)
         except ValueError as err:
             raise BitstreamError(f"invalid header for this model: {err}") from None
+        if stream.entropy_device != self.entropy_device:
+            raise BitstreamError(_entropy_mismatch(stream.entropy_device, self.entropy_device))
         return stream
 
     @torch.no_grad()
@@ -220,7 +286,7 @@ class Codec:
         return [self.synthesize(y_hat, stream, beta) for beta in betas_t]
 
     def decode_latents(self, stream: Bitstream) -> Tensor:
-        """The quantised latent y_hat (1, C, H/16, W/16) of a parsed stream (CPU)."""
+        """The quantised latent y_hat (1, C, H/16, W/16) of a parsed stream (on the CPU)."""
         return self.decode_latents_and_bits(stream)[0]
 
     @torch.no_grad()
@@ -232,7 +298,8 @@ class Codec:
         z_size = tuple(-(-side // model.stride) for side in (stream.height, stream.width))
         with self._stage("hyper"):
             z_hat = model.entropy_model_z.decompress([stream.strings[0]], z_size)
-            hyper = model.hyperdecoder(z_hat)
+            with self._entropy_parameters():
+                hyper = self._hyperdecoder(z_hat.to(self._entropy_on))
             information = float(bits(model.entropy_model_z.rounded_likelihood(z_hat))[0])
         decoder = RansDecoder()
         decoder.set_stream(stream.strings[1])
@@ -242,29 +309,34 @@ class Codec:
         def read(mu: Tensor, sigma: Tensor) -> Tensor:
             nonlocal crc, information
             with self._stage("entropy_coding"):
-                idx = gaussian.build_indexes(sigma).reshape(-1).tolist()
+                sigma_cpu = sigma.cpu()
+                idx = gaussian.build_indexes(sigma_cpu).reshape(-1).tolist()
                 t = self._y_tables
                 values = decoder.decode_stream(idx, t.cdfs, t.lengths, t.offsets)
                 crc = symbols_crc(values, crc)
-                y_hat = torch.tensor(values, dtype=torch.int32).reshape(mu.shape).to(mu.dtype) + mu
-                information += float(bits(gaussian.rounded_likelihood(y_hat, sigma, mu))[0])
+                symbols = torch.tensor(values, dtype=torch.int32).reshape(mu.shape)
+                y_hat = symbols.to(mu.device, mu.dtype) + mu
+                information += float(bits(gaussian.rounded_likelihood(y_hat.cpu(), sigma_cpu, mu.cpu()))[0])
                 return y_hat
 
-        cm = model.context_model
-        if cm is None:
-            means, scales = hyper.chunk(2, dim=1)
-            y_hat = read(means, scales)
-        else:
-            context_dtype = torch.bfloat16 if stream.bfloat16_context else None
-            with self._stage("context_model"):
-                y_hat = cm.run_slices(hyper, lambda i, mu, sigma: read(mu, sigma), context_dtype)
+        cm = self._context_model
+        with self._entropy_parameters():
+            if cm is None:
+                means, scales = hyper.chunk(2, dim=1)
+                y_hat = read(means, scales)
+            else:
+                context_dtype = torch.bfloat16 if stream.bfloat16_context else None
+                with self._stage("context_model"):
+                    y_hat = cm.run_slices(hyper, lambda i, mu, sigma: read(mu, sigma), context_dtype)
         if stream.symbols_crc is not None and crc != stream.symbols_crc:
+            device = stream.entropy_device is not None
             raise BitstreamError(
                 "the decoded symbols do not match the encoder's (symbols checksum): the stream is corrupt, "
                 "or this machine computes the entropy parameters differently from the encoding one"
                 + (" (bfloat16 context model: re-encode with float32)" if stream.bfloat16_context else "")
+                + (" (device entropy parameters: decode with the encoder's device and software)" if device else "")
             )
-        return y_hat, information
+        return y_hat.cpu(), information
 
     def synthesize(self, y_hat: Tensor, stream: Bitstream, beta: Tensor | None) -> Tensor:
         """Synthesis transform, crop to the stored size, clamp, map to [0, 1]."""
@@ -275,3 +347,19 @@ class Codec:
             x_hat = model.decoder(y_hat, q_t, beta, compute_dtype=self.synthesis_dtype)
             x_hat = x_hat.clamp(-1, 1)[:, :, : stream.height, : stream.width]
             return ((x_hat + 1) / 2).cpu()
+
+
+def _entropy_mismatch(stream_device: str | None, codec_device: str | None) -> str:
+    """The one-line refusal of a stream whose entropy parameters this codec does not compute the same way."""
+    if stream_device is None:
+        return (
+            "this stream has portable entropy parameters (CPU float32); decode it with "
+            "entropy_parameters='portable' (crdr decompress without --entropy-parameters device)"
+        )
+    made = f"this stream's entropy parameters were computed on a {stream_device} device"
+    if codec_device is None:
+        return (
+            f"{made} (entropy_parameters='device'); decode it with entropy_parameters='device' on a "
+            f"{stream_device} device (crdr decompress --entropy-parameters device --device {stream_device})"
+        )
+    return f"{made}, this decoder computes them on {codec_device}; decode it on a {stream_device} device"

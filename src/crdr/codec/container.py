@@ -3,8 +3,8 @@
 Layout (little-endian; see docs/bitstream.md):
 
     magic "CRDR" | version u8 | flags u8 | fingerprint 16 B | height u32 | width u32 | q f32 |
-    [symbols CRC-32 u32, when flagged] | string count u8 | string lengths u32 x count | strings |
-    CRC-32 u32 of everything before it
+    [symbols CRC-32 u32, when flagged] | [entropy-parameter device u8, when flagged] |
+    string count u8 | string lengths u32 x count | strings | CRC-32 u32 of everything before it
 
 Everything is validated before a model is touched or a large buffer allocated.
 """
@@ -29,11 +29,17 @@ FLAG_HAS_Q = 0x01
 FLAG_BFLOAT16_CONTEXT = 0x02
 #: A CRC-32 of the y symbols follows q: the decoder checks that it decoded what was encoded.
 FLAG_SYMBOLS_CRC = 0x04
-KNOWN_FLAGS = FLAG_HAS_Q | FLAG_BFLOAT16_CONTEXT | FLAG_SYMBOLS_CRC
+#: The encoder computed the entropy parameters on its model's device (not the portable CPU path); a
+#: byte naming that device's type (``ENTROPY_DEVICES``) follows, and only such a decoder accepts it.
+FLAG_DEVICE_ENTROPY = 0x08
+KNOWN_FLAGS = FLAG_HAS_Q | FLAG_BFLOAT16_CONTEXT | FLAG_SYMBOLS_CRC | FLAG_DEVICE_ENTROPY
+#: Device types the entropy parameters can be computed on, by their code in the header.
+ENTROPY_DEVICES = {1: "cpu", 2: "cuda"}
 
 _FIXED = struct.Struct("<4sBB16sIIf")
 _U32 = struct.Struct("<I")
 _COUNT = struct.Struct("<B")
+_DEVICE_CODES = {name: code for code, name in ENTROPY_DEVICES.items()}
 
 
 class BitstreamError(ValueError):
@@ -46,7 +52,9 @@ class Bitstream:
 
     ``symbols_crc``: CRC-32 of the y symbols as int32 little-endian in coding order (None: not
     stored, e.g. official strings re-wrapped). ``bfloat16_context``: the context model ran under
-    bfloat16 autocast at the encoder (``Codec(encoder_dtype=torch.bfloat16)``).
+    bfloat16 autocast at the encoder (``Codec(encoder_dtype=torch.bfloat16)``). ``entropy_device``:
+    the device type (``"cpu"``, ``"cuda"``) the entropy parameters were computed on with
+    ``Codec(entropy_parameters="device")``; None for the portable CPU path.
     """
 
     fingerprint: bytes
@@ -56,18 +64,24 @@ class Bitstream:
     strings: tuple[bytes, ...]
     symbols_crc: int | None = None
     bfloat16_context: bool = False
+    entropy_device: str | None = None
 
     def to_bytes(self) -> bytes:
         _check_fields(self.fingerprint, self.height, self.width, self.q, len(self.strings), self.symbols_crc)
+        if self.entropy_device is not None and self.entropy_device not in _DEVICE_CODES:
+            raise BitstreamError(f"entropy parameters on {self.entropy_device!r} cannot be recorded")
         flags = (
             (FLAG_HAS_Q if self.q is not None else 0)
             | (FLAG_SYMBOLS_CRC if self.symbols_crc is not None else 0)
             | (FLAG_BFLOAT16_CONTEXT if self.bfloat16_context else 0)
+            | (FLAG_DEVICE_ENTROPY if self.entropy_device is not None else 0)
         )
         q = 0.0 if self.q is None else self.q
         head = _FIXED.pack(MAGIC, VERSION, flags, self.fingerprint, self.height, self.width, q)
         if self.symbols_crc is not None:
             head += _U32.pack(self.symbols_crc)
+        if self.entropy_device is not None:
+            head += _COUNT.pack(_DEVICE_CODES[self.entropy_device])
         lengths = struct.pack(f"<B{len(self.strings)}I", len(self.strings), *map(len, self.strings))
         body = head + lengths + b"".join(self.strings)
         return body + _U32.pack(zlib.crc32(body))
@@ -90,6 +104,15 @@ class Bitstream:
                 raise BitstreamError("truncated or corrupt header")
             (symbols_crc,) = _U32.unpack_from(data, offset)
             offset += _U32.size
+        entropy_device = None
+        if flags & FLAG_DEVICE_ENTROPY:
+            if len(data) < offset + 2 * _COUNT.size + _U32.size:
+                raise BitstreamError("truncated or corrupt header")
+            (code,) = _COUNT.unpack_from(data, offset)
+            if code not in ENTROPY_DEVICES:
+                raise BitstreamError(f"unknown entropy-parameter device code {code} in the header")
+            entropy_device = ENTROPY_DEVICES[code]
+            offset += _COUNT.size
         (count,) = _COUNT.unpack_from(data, offset)
         lengths_end = offset + _COUNT.size + 4 * count
         if count > MAX_STRINGS or len(data) < lengths_end + _U32.size:
@@ -109,7 +132,7 @@ class Bitstream:
             strings.append(data[offset : offset + n])
             offset += n
         bfloat16_context = bool(flags & FLAG_BFLOAT16_CONTEXT)
-        return cls(fingerprint, height, width, q_value, tuple(strings), symbols_crc, bfloat16_context)
+        return cls(fingerprint, height, width, q_value, tuple(strings), symbols_crc, bfloat16_context, entropy_device)
 
 
 def _check_fields(

@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from crdr.api import load_model
 from crdr.codec import Codec
+from crdr.codec.codec import entropy_parameters_for
 from crdr.evaluation.grid import SUMMARY_FILE, evaluate_grid
 from crdr.evaluation.names import OFFICIAL_DATASETS
 from crdr.evaluation.plots import load_results, official_results, plot_grid, plot_rd_curves
@@ -45,7 +46,9 @@ def evaluate_dataset(cfg: DictConfig, folder: Path, official_name: str | None) -
     images = shard.select(all_images)
     output_dir = shard.folder(Path(cfg.output_dir))
     model = load_model(cfg.checkpoint, device="cpu")
-    codec = Codec(model, device=cfg.device)
+    codec = Codec(
+        model, device=cfg.device, entropy_parameters=entropy_parameters_for(cfg.codec.entropy_parameters, cfg.device)
+    )
     qs = _floats(cfg.grid.q, model.num_rate_levels is not None)
     betas = _floats(cfg.grid.beta, model.max_beta is not None)
     suite = MetricSuite(MetricConfig(**OmegaConf.to_container(cfg.metrics)), device=cfg.device)
