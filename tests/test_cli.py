@@ -139,7 +139,8 @@ def test_shard_packs_a_folder_into_tar_shards(tmp_path, capsys):
 def test_parsing_and_every_help_import_no_torch():
     """``crdr --help`` and each subcommand's ``--help`` run without importing torch or the numeric stack
     (``crdr evaluate --help``, a Hydra app, without torch)."""
-    commands = [[], ["compress"], ["decompress"], ["reconstruct"], ["plot"], ["shard"], ["score"], ["merge"], ["data"]]
+    commands = [["compress"], ["decompress"], ["reconstruct"], ["plot"], ["shard"], ["score"], ["merge"], ["models"]]
+    commands = [[], *commands, ["data"]]
     script = f"""
 import contextlib, io, sys
 from crdr.cli.main import main

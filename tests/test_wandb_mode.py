@@ -12,6 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+import torch
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 
@@ -227,3 +228,16 @@ def test_crdr_evaluate_with_a_key_and_a_silent_host_logs_offline(wandb_env, blac
     assert stopped.value.code == 2
     (line,) = [line for line in capsys.readouterr().out.splitlines() if "WandbUnreachableError" in line]
     assert "demanded (wandb.offline=false)" in line
+
+
+def test_crdr_score_demanding_an_unreachable_wandb_is_a_one_line_error(wandb_env, refused_url, tmp_path, capsys):
+    originals = tmp_path / "originals"
+    originals.mkdir()
+    write_image(torch.rand(1, 3, 48, 40), originals / "a.png")
+    wandb_env(WANDB_BASE_URL=refused_url, WANDB_MODE="online")
+    args = ["score", str(originals), "--reconstructions", str(originals), "--rates", str(originals)]
+    code = main(
+        [*args, "--codec", "PNG", "--metrics", "PSNR", "--no-progress", "--wandb", "p", "-o", str(tmp_path / "out")]
+    )
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.startswith("crdr score: error: W&B") and "\n" not in err

@@ -124,7 +124,11 @@ def main(argv: Sequence[str]) -> int:
     if args.action == "list":
         return _list(root)
     if args.action == "photos":
-        written = write_training_photos(root / PHOTOS_FOLDER)
+        try:
+            written = write_training_photos(root / PHOTOS_FOLDER)
+        except ImportError as err:
+            print(f"crdr data photos: error: needs scikit-image==0.26.0 and matplotlib ({err})", file=sys.stderr)
+            return 2
         print(f"{len(written)} photographs and SOURCES.md in {root / PHOTOS_FOLDER}")
         return 0
     status = 0

@@ -57,9 +57,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from crdr.checkpoints import CheckpointError
         from crdr.config import ConfigError
         from crdr.io import ImageReadError
+        from crdr.wandb_mode import WandbUnreachableError
     try:
         return run(args)
-    except (CheckpointError, ConfigError, ImageReadError, ValueError, OSError) as err:
+    except (CheckpointError, ConfigError, ImageReadError, WandbUnreachableError, ValueError, OSError) as err:
         print(f"crdr {args.command}: error: {err}", file=sys.stderr)
         return 2
     finally:
