@@ -88,7 +88,7 @@ def pillow_grid(images: Sequence[Path], format: str, qualities: Iterable[int]) -
         image = Image.fromarray(to_uint8(x))
         for quality in qualities:
             data = _pil_encode(image, format, quality)
-            x_hat = from_uint8(np.asarray(Image.open(io.BytesIO(data)).convert("RGB")))
+            x_hat = from_uint8(np.array(Image.open(io.BytesIO(data)).convert("RGB")))
             rows.append(_row(path.name, format, float(quality), None, len(data), x, x_hat))
     return pd.DataFrame(rows)
 
