@@ -204,3 +204,8 @@ def test_random_backbones_are_seeded_and_a_resume_with_another_protocol_is_refus
     (tmp_path / "run.json").write_text(json.dumps({**run, "networks": {"LPIPS": "random, seed 1"}}))
     with pytest.raises(ValueError, match="other networks; use another output_dir"):
         evaluate_grid(codec, images, [0.0, 4.0], [0.0], first, tmp_path, "crops", progress=False)
+    assert run["entropy_parameters"] == "portable"
+    (tmp_path / "run.json").write_text(json.dumps(run))
+    on_device = Codec(codec.model, entropy_parameters="device")  # streams only a device decoder reads
+    with pytest.raises(ValueError, match="other entropy_parameters; use another output_dir"):
+        evaluate_grid(on_device, images, [0.0, 4.0], [0.0], first, tmp_path, "crops", progress=False)

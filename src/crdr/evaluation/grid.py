@@ -161,14 +161,20 @@ def evaluate_grid(
     likelihood estimate in ``bpp_estimate``), entropy-decoded once, and synthesised at every beta.
     ``results.csv`` (one row per grid point) and ``per_image.csv`` are rewritten atomically after
     each q; a rerun into the same folder skips the grid points already in ``results.csv``
-    (``run.json`` must match: same model fingerprint, images, metric settings, networks and protocol).
+    (``run.json`` must match: same model fingerprint, entropy-parameter mode, images, metric settings, networks and
+    protocol).
     ``save``: also writes each stream to ``streams/q{q}/NAME.crdr`` and each reconstruction, as the 8-bit
     image the metrics saw, to ``reconstructions/q{q}_beta{beta}/NAME.png`` (inputs for ``crdr score``).
     ``run_extra``: more of ``run.json`` (a shard's record); ``pooled``: where each point's per-image rows and FID
     patch features are kept (a shard's inputs to ``crdr merge``), written before the CSVs list the point; the
     shard's own ``results.csv`` then leaves FID/KID empty.
     """
-    run = {"model_fingerprint": codec.fingerprint.hex(), **run_identity(images, suite), **(run_extra or {})}
+    run = {
+        "model_fingerprint": codec.fingerprint.hex(),
+        "entropy_parameters": codec.entropy_device or "portable",  # the device type, or "portable"
+        **run_identity(images, suite),
+        **(run_extra or {}),
+    }
     folder = ResultsFolder(output_dir, run)
     todo = {q: [b for b in betas if not folder.done(q, b)] for q in qs}
     bar = tqdm(total=sum(map(len, todo.values())) * len(images), desc="evaluate", unit="image", disable=not progress)
