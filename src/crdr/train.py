@@ -24,11 +24,11 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationToMissingValueError, MissingMandatoryValue
 
-from crdr.checkpoints import save_generator
 from crdr.config import ConfigError, run_hydra_app
 from crdr.files import IMAGE_SUFFIXES, expand_paths, write_bytes_atomic, write_text_atomic
 from crdr.io import ImageReadError, read_image, write_image
 from crdr.lit.callbacks import CheckpointOnSignal
+from crdr.loading.checkpoints import save_generator
 from crdr.wandb_mode import PROBE_TIMEOUT, WandbUnreachableError, wandb_mode
 
 log = logging.getLogger("crdr.train")

@@ -54,9 +54,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     with frozen_imports():
         run = implementation(args.run)
-        from crdr.checkpoints import CheckpointError
         from crdr.config import ConfigError
         from crdr.io import ImageReadError
+        from crdr.loading.checkpoints import CheckpointError
         from crdr.wandb_mode import WandbUnreachableError
     try:
         return run(args)

@@ -12,7 +12,6 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from crdr.api import load_model
 from crdr.codec import Codec
 from crdr.codec.codec import entropy_parameters_for
 from crdr.evaluation.grid import SUMMARY_FILE, evaluate_grid
@@ -22,6 +21,7 @@ from crdr.evaluation.shards import SHARD_FILE, SHARD_KEY, PooledInputs, Shard
 from crdr.evaluation.suite import MetricConfig, MetricSuite
 from crdr.files import IMAGE_SUFFIXES, expand_paths, write_text_atomic
 from crdr.io import read_image
+from crdr.loading.model import load_model
 from crdr.tracking import WandbGrid
 
 log = logging.getLogger("crdr.evaluate")
