@@ -16,6 +16,7 @@ from torch import nn
 
 from conftest import GOLDEN_TINY, tiny_config, tiny_model, train_config
 from crdr import CheckpointError, ConfigError, load_model, save_generator
+from crdr.cli.train import build_module
 from crdr.codec import Codec
 from crdr.config import build_generator, model_config_names
 from crdr.layers.fourier import FourierEmbedding
@@ -29,7 +30,6 @@ from crdr.loading.checkpoints import (
     read_checkpoint,
 )
 from crdr.models.meta_parameters import parameters_on_meta
-from crdr.train import build_module
 
 
 def _outputs(model, x):

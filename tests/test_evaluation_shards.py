@@ -14,7 +14,7 @@ import torch
 import crdr
 from conftest import GOLDEN_TINY, KODAK
 from crdr.cli.main import main
-from crdr.config import ConfigError
+from crdr.errors import ConfigError
 from crdr.evaluation.shards import Shard
 from crdr.io import read_image, write_image
 

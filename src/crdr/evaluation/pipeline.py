@@ -1,4 +1,4 @@
-"""What ``crdr evaluate`` runs (crdr.evaluation.app is its light Hydra entry point): the q x beta grid
+"""What ``crdr evaluate`` runs (crdr.cli.evaluate is its light Hydra entry point): the q x beta grid
 over a dataset, its CSVs, RD plots against the official results, and an image grid."""
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import Tensor
 
-from crdr.config import ConfigError
+from crdr.errors import ConfigError
 from crdr.files import atomic_path
 
 T = TypeVar("T")
