@@ -1,4 +1,5 @@
-"""The commands behind ``experiments/``: paper scale, or a tiny CPU mode that runs in seconds.
+"""The commands behind the recipes of ``experiments/`` (imported as ``recipe``, beside them): paper scale,
+or a tiny CPU mode that runs in seconds.
 
 A recipe is a short script that calls :class:`Recipe` methods; each training or evaluation step is
 printed as the ``crdr-train`` / ``crdr evaluate`` command line it runs (``dry_run`` only prints them,
