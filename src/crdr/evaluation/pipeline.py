@@ -19,10 +19,10 @@ from crdr.evaluation.names import OFFICIAL_DATASETS
 from crdr.evaluation.plots import load_results, official_results, plot_grid, plot_rd_curves
 from crdr.evaluation.shards import SHARD_FILE, SHARD_KEY, PooledInputs, Shard
 from crdr.evaluation.suite import MetricConfig, MetricSuite
+from crdr.evaluation.tracking import WandbGrid
 from crdr.files import IMAGE_SUFFIXES, expand_paths, write_text_atomic
 from crdr.io import read_image
 from crdr.loading.model import load_model
-from crdr.tracking import WandbGrid
 
 log = logging.getLogger("crdr.evaluate")
 
