@@ -14,7 +14,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
 from crdr.config import build_generator, compose_model_config, config_dir
-from crdr.io import read_image, write_image
+from crdr.io.images import read_image, write_image
 from crdr.package_data import DEMO_IMAGE_DIR, demo_images
 
 ROOT = Path(__file__).resolve().parents[1]

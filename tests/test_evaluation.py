@@ -16,7 +16,7 @@ from crdr.cli.main import main
 from crdr.codec import Codec
 from crdr.evaluation.grid import IMAGE_COLUMNS, SUMMARY_COLUMNS, evaluate_grid, paper_q_grid
 from crdr.evaluation.suite import MetricConfig, MetricSuite
-from crdr.io import read_image, write_image
+from crdr.io.images import read_image, write_image
 
 CKPT = GOLDEN_TINY / "official_ckpt.pth"
 

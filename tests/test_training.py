@@ -16,7 +16,7 @@ from conftest import KODAK, ROOT, tiny_train_overrides, train_config
 from crdr import load_model
 from crdr.cli.train import build_datamodule, build_module, build_trainer, run
 from crdr.config import config_dir
-from crdr.io import write_image
+from crdr.io.images import write_image
 from crdr.lit.shards import write_tar_shards
 from crdr.package_data import DEMO_IMAGE_DIR
 

@@ -12,7 +12,7 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "CheckpointError": "crdr.loading.checkpoints",
-    "ConfigError": "crdr.errors",
+    "ConfigError": "crdr.io.errors",
     "CrdrGenerator": "crdr.models",
     "GeneratorOutput": "crdr.models",
     "build_generator": "crdr.config",

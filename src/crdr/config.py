@@ -9,7 +9,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from crdr.errors import ConfigError
+from crdr.io.errors import ConfigError
 from crdr.package_data import DEMO_IMAGE_DIR
 
 ConfigLike = str | Path | Mapping | DictConfig

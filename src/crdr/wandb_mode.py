@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from urllib.error import HTTPError
 from urllib.parse import urlsplit
 
-from crdr.errors import ConfigError, WandbUnreachableError
+from crdr.io.errors import ConfigError, WandbUnreachableError
 
 if TYPE_CHECKING:
     from wandb import Settings

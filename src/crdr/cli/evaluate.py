@@ -13,7 +13,7 @@ from omegaconf import DictConfig
 
 from crdr.cli.hydra_app import run_hydra_app
 from crdr.datasets import ManifestError, dataset_folder, find_manifest, verify
-from crdr.errors import ConfigError
+from crdr.io.errors import ConfigError
 
 log = logging.getLogger("crdr.evaluate")
 

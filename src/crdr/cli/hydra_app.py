@@ -13,7 +13,7 @@ from omegaconf import DictConfig
 from omegaconf.errors import InterpolationToMissingValueError, MissingMandatoryValue
 
 from crdr.config import config_dir
-from crdr.errors import USER_ERRORS
+from crdr.io.errors import USER_ERRORS
 
 #: The user errors, and the config mistakes that Hydra and OmegaConf raise (a missing ``???`` value, a
 #: ``_target_`` that cannot be built).

@@ -54,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     with frozen_imports():
         run = implementation(args.run)
-        from crdr.errors import USER_ERRORS
+        from crdr.io.errors import USER_ERRORS
     try:
         return run(args)
     except (*USER_ERRORS, ValueError, OSError) as err:

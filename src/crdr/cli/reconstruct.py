@@ -10,8 +10,8 @@ from pathlib import Path
 
 import torch
 
-from crdr.files import IMAGE_SUFFIXES, expand_paths, write_csv_atomic
-from crdr.io import read_image, write_image
+from crdr.io.files import IMAGE_SUFFIXES, expand_paths, write_csv_atomic
+from crdr.io.images import read_image, write_image
 from crdr.loading.model import load_model
 
 

@@ -23,9 +23,9 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
 from crdr.cli.hydra_app import run_hydra_app
-from crdr.errors import ConfigError
-from crdr.files import IMAGE_SUFFIXES, expand_paths, write_bytes_atomic, write_text_atomic
-from crdr.io import read_image, write_image
+from crdr.io.errors import ConfigError
+from crdr.io.files import IMAGE_SUFFIXES, expand_paths, write_bytes_atomic, write_text_atomic
+from crdr.io.images import read_image, write_image
 from crdr.lit.callbacks import CheckpointOnSignal
 from crdr.loading.checkpoints import save_generator
 from crdr.wandb_mode import PROBE_TIMEOUT, wandb_mode

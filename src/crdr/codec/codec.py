@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 
 from crdr.codec.container import ENTROPY_DEVICES, FINGERPRINT_BYTES, Bitstream, BitstreamError
-from crdr.errors import ConfigError
+from crdr.io.errors import ConfigError
 from crdr.loading.checkpoints import is_dynamic_buffer
 from crdr.models.compressai_core import RansDecoder, RansEncoder
 from crdr.models.entropy_models import quantize_around

@@ -32,7 +32,7 @@ from crdr.evaluation.grid import (
 from crdr.evaluation.pipeline import report
 from crdr.evaluation.shards import SHARD_FILE, SHARD_KEY, PooledInputs, Shard
 from crdr.evaluation.tracking import WandbGrid
-from crdr.files import write_bytes_atomic
+from crdr.io.files import write_bytes_atomic
 
 #: What shards must share in ``shard.json`` (its ``config`` may differ: device, progress, paths).
 _SHARED_RECORD = ("dataset", "official", "title", "grid")

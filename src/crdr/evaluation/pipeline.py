@@ -20,8 +20,8 @@ from crdr.evaluation.plots import load_results, official_results, plot_grid, plo
 from crdr.evaluation.shards import SHARD_FILE, SHARD_KEY, PooledInputs, Shard
 from crdr.evaluation.suite import MetricConfig, MetricSuite
 from crdr.evaluation.tracking import WandbGrid
-from crdr.files import IMAGE_SUFFIXES, expand_paths, write_text_atomic
-from crdr.io import read_image
+from crdr.io.files import IMAGE_SUFFIXES, expand_paths, write_text_atomic
+from crdr.io.images import read_image
 from crdr.loading.model import load_model
 
 log = logging.getLogger("crdr.evaluate")

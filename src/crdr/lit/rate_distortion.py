@@ -12,7 +12,7 @@ from lightning import LightningModule
 from torch import Tensor
 
 from crdr.config import build_generator
-from crdr.io import write_image
+from crdr.io.images import write_image
 from crdr.loading.checkpoints import LIGHTNING_MODEL_CONFIG, load_matching_weights, read_checkpoint
 from crdr.metrics import psnr_8bit
 from crdr.models import use_channels_last

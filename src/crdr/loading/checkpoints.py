@@ -16,8 +16,8 @@ import torch
 from safetensors import SafetensorError
 from torch import Tensor, nn
 
-from crdr.errors import CheckpointError
-from crdr.files import PathLike, atomic_path
+from crdr.io.errors import CheckpointError
+from crdr.io.files import PathLike, atomic_path
 from crdr.loading.aligned_safetensors import load_aligned, save_aligned
 from crdr.models.entropy_models import DYNAMIC_BUFFERS
 from crdr.package_data import resolve_checkpoint
