@@ -147,7 +147,7 @@ def test_every_discriminator_gan_loss_and_beta_schedule_trains(tmp_path, discrim
 @pytest.mark.parametrize(("q", "reference_level"), [(1.0, 2.0), (3.0, 4.0), (4.0, None)])
 def test_hrrgan_compares_with_the_next_rate_level(tmp_path, q, reference_level):
     overrides = [
-        "q_schedule._target_=crdr.schedules.FixedQ",
+        "q_schedule._target_=crdr.lit.schedules.FixedQ",
         "~q_schedule.num_levels",
         f"+q_schedule.value={q}",
         "beta_schedule=fixed",
