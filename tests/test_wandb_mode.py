@@ -21,7 +21,7 @@ from crdr.cli.main import main
 from crdr.cli.train import build_loggers, run
 from crdr.io.errors import ConfigError
 from crdr.io.images import write_image
-from crdr.wandb_mode import WandbUnreachableError, probe, wandb_mode
+from crdr.io.wandb_mode import WandbUnreachableError, probe, wandb_mode
 
 FAKE_KEY = "0123456789abcdef0123456789abcdef01234567"  # the 40 characters of a W&B API key
 

@@ -94,7 +94,7 @@ def _tracker(args: argparse.Namespace, output: Path) -> WandbGrid | None:
     from omegaconf import OmegaConf
 
     from crdr.evaluation.tracking import WandbGrid
-    from crdr.wandb_mode import PROBE_TIMEOUT
+    from crdr.io.wandb_mode import PROBE_TIMEOUT
 
     wandb = {
         "project": args.wandb,

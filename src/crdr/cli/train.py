@@ -26,9 +26,9 @@ from crdr.cli.hydra_app import run_hydra_app
 from crdr.io.errors import ConfigError
 from crdr.io.files import IMAGE_SUFFIXES, expand_paths, write_bytes_atomic, write_text_atomic
 from crdr.io.images import read_image, write_image
+from crdr.io.wandb_mode import PROBE_TIMEOUT, wandb_mode
 from crdr.lit.callbacks import CheckpointOnSignal
 from crdr.loading.checkpoints import save_generator
-from crdr.wandb_mode import PROBE_TIMEOUT, wandb_mode
 
 log = logging.getLogger("crdr.train")
 
@@ -73,7 +73,7 @@ def _init_keys(cls: type) -> set[str]:
 
 
 def build_loggers(cfg: DictConfig) -> list:
-    """The loggers of ``cfg.logger``; W&B's mode is chosen first, on rank 0 (see crdr.wandb_mode: offline
+    """The loggers of ``cfg.logger``; W&B's mode is chosen first, on rank 0 (see crdr.io.wandb_mode: offline
     without credentials or when the service does not answer within ``probe_timeout`` seconds)."""
     loggers = []
     for name, node in (cfg.get("logger") or {}).items():

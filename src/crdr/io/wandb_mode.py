@@ -27,7 +27,7 @@ from crdr.io.errors import ConfigError, WandbUnreachableError
 if TYPE_CHECKING:
     from wandb import Settings
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("crdr.wandb_mode")  # the name its log lines carried before it moved into crdr.io
 
 #: Seconds the reachability probe waits for the W&B host (or its proxy) to answer.
 PROBE_TIMEOUT = 5.0
