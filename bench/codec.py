@@ -36,7 +36,7 @@ from torch.nn import functional as F
 
 from crdr import load_model, save_generator
 from crdr.codec import Codec
-from crdr.io import read_image
+from crdr.io.images import read_image
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGE = ROOT / "tests" / "data" / "kodim23.png"

@@ -21,7 +21,7 @@ import torch
 
 from crdr import load_model
 from crdr.codec import Codec
-from crdr.io import read_image
+from crdr.io.images import read_image
 
 IMAGE = Path(__file__).resolve().parents[1] / "tests" / "data" / "kodim23.png"
 

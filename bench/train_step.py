@@ -33,11 +33,13 @@ from lightning import Callback
 from omegaconf import open_dict
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from crdr.cli.train import build_datamodule, build_module, build_trainer
 from crdr.config import config_dir
-from crdr.recipes import tiny_width_overrides
-from crdr.train import build_datamodule, build_module, build_trainer
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "experiments"))  # experiments/recipe.py: the tiny widths of the recipes
+from recipe import tiny_width_overrides  # noqa: E402
+
 VARIANTS = {
     "fp32": [],
     "bf16": ["trainer.precision=bf16-mixed"],

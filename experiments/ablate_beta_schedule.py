@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from crdr.recipes import run_ablation
+from recipe import run_ablation
 
 OPTIONS = ["discrete_uniform", "continuous_uniform", "log_uniform", "end_weighted", "curriculum", "fixed"]
 

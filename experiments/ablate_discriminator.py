@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from crdr.recipes import run_ablation
+from recipe import run_ablation
 
 OPTIONS = ["module_list", "multirate_gvae", "gvae", "hific"]
 

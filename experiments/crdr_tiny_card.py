@@ -21,8 +21,8 @@ from crdr import load_model
 from crdr.codec import Codec
 from crdr.evaluation.controls import code_grid, control_failures, pillow_grid
 from crdr.evaluation.plots import plot_grid, plot_rd_curves
-from crdr.files import write_text_atomic
-from crdr.io import read_image
+from crdr.io.files import write_text_atomic
+from crdr.io.images import read_image
 from crdr.package_data import SHIPPED_MODELS, demo_images
 
 QS = np.arange(0, 4.01, 0.25).tolist()

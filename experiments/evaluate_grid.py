@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from crdr.recipes import PAPER_BETA, PAPER_Q, checkpoint_to_evaluate, parse_recipe_args
+from recipe import PAPER_BETA, PAPER_Q, checkpoint_to_evaluate, parse_recipe_args
 
 DATASETS = ("kodak", "CLIC", "DIV2K")
 

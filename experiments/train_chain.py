@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from crdr.recipes import parse_recipe_args
+from recipe import parse_recipe_args
 
 #: The model of each stage, with and without the channel-wise context model.
 MODELS = {

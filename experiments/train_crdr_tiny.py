@@ -22,8 +22,9 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from recipe import parse_recipe_args
+
 from crdr.datasets.training_photos import PHOTOS_FOLDER, write_training_photos
-from crdr.recipes import parse_recipe_args
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -13,10 +14,13 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
 from crdr.config import build_generator, compose_model_config, config_dir
-from crdr.io import read_image, write_image
+from crdr.io.images import read_image, write_image
 from crdr.package_data import DEMO_IMAGE_DIR, demo_images
-from crdr.recipes import TINY_MODEL_WIDTHS, lookup, override_value
-from crdr.recipes import tiny_train_overrides as recipe_tiny_overrides
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "experiments"))  # experiments/recipe.py: the tiny widths of the recipes
+from recipe import TINY_MODEL_WIDTHS, lookup, override_value  # noqa: E402
+from recipe import tiny_train_overrides as recipe_tiny_overrides  # noqa: E402
 
 # One intra-op thread per xdist worker: OpenMP threads of several workers sharing the same cores
 # spin against each other and slow the suite down several-fold.
@@ -67,9 +71,6 @@ def crops(kodak, tmp_path_factory) -> Path:
 def golden() -> dict:
     """Official CRDR outputs for tests/data/golden_tiny/official_ckpt.pth (see its README)."""
     return torch.load(GOLDEN_TINY / "golden.pt", weights_only=True)
-
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def tiny_train_overrides(experiment: str = "stage3_from_scratch") -> list[str]:

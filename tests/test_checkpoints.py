@@ -7,20 +7,28 @@ import json
 import random
 from pathlib import Path
 
+import lightning as L
 import pytest
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-from conftest import GOLDEN_TINY, tiny_config, tiny_model
+from conftest import GOLDEN_TINY, tiny_config, tiny_model, train_config
 from crdr import CheckpointError, ConfigError, load_model, save_generator
-from crdr.aligned_safetensors import load_aligned, save_aligned
-from crdr.arch_from_weights import infer_model_config
-from crdr.checkpoints import is_dynamic_buffer, load_weights, read_checkpoint
+from crdr.cli.train import build_module
 from crdr.codec import Codec
 from crdr.config import build_generator, model_config_names
 from crdr.layers.fourier import FourierEmbedding
+from crdr.loading.aligned_safetensors import load_aligned, save_aligned
+from crdr.loading.arch_from_weights import infer_model_config
+from crdr.loading.checkpoints import (
+    LIGHTNING_GENERATOR,
+    LIGHTNING_MODEL_CONFIG,
+    is_dynamic_buffer,
+    load_weights,
+    read_checkpoint,
+)
 from crdr.models.meta_parameters import parameters_on_meta
 
 
@@ -92,6 +100,19 @@ def test_lightning_checkpoint_and_ddp_prefixed_state_dict_load(tmp_path, image):
     expected = _outputs(model, image).x_hat
     for name in ("last.ckpt", "ddp.pt"):
         assert torch.equal(_outputs(load_model(tmp_path / name), image).x_hat, expected), name
+
+
+def test_a_checkpoint_the_training_module_writes_loads_as_its_generator(tmp_path, image):
+    """The contract of crdr.lit (writer) and load_model (reader): LIGHTNING_GENERATOR, LIGHTNING_MODEL_CONFIG."""
+    module = build_module(train_config(tmp_path))
+    trainer = L.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer.strategy.connect(module)
+    trainer.save_checkpoint(tmp_path / "module.ckpt", weights_only=True)
+    loaded = load_model(tmp_path / "module.ckpt")
+    generator = getattr(module, LIGHTNING_GENERATOR).eval()
+    generator.update_entropy_tables()
+    assert loaded.config == module.hparams[LIGHTNING_MODEL_CONFIG]
+    assert torch.equal(_outputs(loaded, image).x_hat, _outputs(generator, image).x_hat)
 
 
 def test_pickled_objects_are_refused(tmp_path):

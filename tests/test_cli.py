@@ -15,8 +15,8 @@ from conftest import GOLDEN_TINY, KODAK, ROOT, tiny_model
 from crdr import load_model, save_generator
 from crdr.cli.main import main
 from crdr.codec import Bitstream
-from crdr.io import read_image
-from crdr.io import write_image as save_png
+from crdr.io.images import read_image
+from crdr.io.images import write_image as save_png
 
 
 def test_reconstruct_writes_images_and_a_results_table(tmp_path, kodak):

@@ -15,7 +15,7 @@ from crdr import load_model
 from crdr.codec import Bitstream, BitstreamError, Codec
 from crdr.codec.codec import entropy_parameters_for
 from crdr.codec.target_rate import compress_to_bpp
-from crdr.config import ConfigError
+from crdr.io.errors import ConfigError
 from crdr.metrics.image import psnr_8bit
 from crdr.models.generator import bits
 

@@ -21,7 +21,7 @@ def test_the_codec_imports_no_point_cloud_stack_and_compressai_still_works_whole
     result = _run(
         """
 import sys
-import crdr.codec, crdr.api
+import crdr.codec, crdr.loading.model
 heavy = [m for m in ("torch_geometric", "torch._dynamo", "compressai.datasets", "compressai.models", "lightning",
                      "hydra", "scipy.stats") if m in sys.modules]
 print(heavy)

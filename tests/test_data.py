@@ -27,7 +27,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from crdr.config import config_dir
-from crdr.io import ImageReadError, read_image, write_image
+from crdr.io.images import ImageReadError, read_image, write_image
 from crdr.lit.data import ImageDataModule, ImageFolderDataset, TarShardDataset
 from crdr.lit.sampling import ResumableShuffleSampler
 from crdr.lit.shards import write_tar_shards

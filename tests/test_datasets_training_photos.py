@@ -8,8 +8,8 @@ import numpy as np
 
 from conftest import ROOT
 from crdr.datasets.training_photos import PHOTOS, write_training_photos
-from crdr.files import sha256_file
-from crdr.io import read_image
+from crdr.io.files import sha256_file
+from crdr.io.images import read_image
 
 KODAK = sorted((ROOT / "tests" / "data").glob("kodim*.png"))
 

@@ -18,7 +18,7 @@ from crdr.discriminators import (
     ModuleListDiscriminator,
     MultirateGvaeDiscriminator,
 )
-from crdr.io import read_image
+from crdr.io.images import read_image
 from crdr.package_data import demo_images
 
 DATA = Path(__file__).parent / "data"

@@ -11,12 +11,12 @@ import torch
 
 from conftest import GOLDEN_TINY
 from crdr import load_model
+from crdr.cli.evaluate import resolve_dataset
 from crdr.cli.main import main
 from crdr.codec import Codec
-from crdr.evaluation.app import resolve_dataset
 from crdr.evaluation.grid import IMAGE_COLUMNS, SUMMARY_COLUMNS, evaluate_grid, paper_q_grid
 from crdr.evaluation.suite import MetricConfig, MetricSuite
-from crdr.io import read_image, write_image
+from crdr.io.images import read_image, write_image
 
 CKPT = GOLDEN_TINY / "official_ckpt.pth"
 

@@ -14,9 +14,9 @@ import torch
 import crdr
 from conftest import GOLDEN_TINY, KODAK
 from crdr.cli.main import main
-from crdr.config import ConfigError
 from crdr.evaluation.shards import Shard
-from crdr.io import read_image, write_image
+from crdr.io.errors import ConfigError
+from crdr.io.images import read_image, write_image
 
 CKPT = GOLDEN_TINY / "official_ckpt.pth"
 TINY = [

@@ -19,7 +19,7 @@ from crdr import load_model
 from crdr.config import config_dir
 from crdr.datasets.training_photos import PHOTOS
 
-RECIPES = sorted(p.stem for p in (ROOT / "experiments").glob("*.py"))
+RECIPES = sorted(p.stem for p in (ROOT / "experiments").glob("*.py") if p.stem != "recipe")  # recipe.py: their module
 ABLATIONS = {
     "ablate_discriminator": ("discriminator", ["module_list", "multirate_gvae", "gvae", "hific"]),
     "ablate_gan_loss": ("gan_loss", ["hrrgan", "ragan", "rgan", "vanilla"]),

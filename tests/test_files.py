@@ -7,7 +7,7 @@ import stat
 
 import pytest
 
-from crdr.files import atomic_path, write_text_atomic
+from crdr.io.files import atomic_path, write_text_atomic
 
 
 def test_an_atomic_write_has_the_permissions_of_a_new_file(tmp_path):

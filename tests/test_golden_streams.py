@@ -12,7 +12,7 @@ import torch
 from conftest import LATENT_TOLERANCE, PIXEL_TOLERANCE
 from crdr import load_model
 from crdr.codec import BitstreamError, Codec
-from crdr.io import read_image
+from crdr.io.images import read_image
 
 GOLDEN = Path(__file__).parent / "golden_streams"
 _spec = importlib.util.spec_from_file_location("regenerate", GOLDEN / "regenerate.py")

@@ -24,7 +24,7 @@ from conftest import GOLDEN_TINY, KODAK, ROOT, tiny_model
 from crdr import load_model, save_generator
 from crdr.cli.main import main
 from crdr.codec import Bitstream, BitstreamError, Codec
-from crdr.io import read_image
+from crdr.io.images import read_image
 
 CKPT = str(GOLDEN_TINY / "official_ckpt.pth")
 

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from crdr.io import read_image
+from crdr.io.images import read_image
 from crdr.losses import (
     GanLoss,
     HificRateLoss,

@@ -22,7 +22,7 @@ from torch import nn
 import crdr.metrics.dists as dists_module
 import crdr.metrics.inception as inception_module
 import crdr.metrics.weights as weights_module
-from crdr.io import read_image
+from crdr.io.images import read_image
 from crdr.metrics import (
     Dists,
     FidKid,

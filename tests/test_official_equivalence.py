@@ -10,9 +10,9 @@ import torch
 
 from conftest import DATA, GOLDEN_TINY, tiny_config
 from crdr import load_model
-from crdr.arch_from_weights import infer_model_config
-from crdr.checkpoints import is_dynamic_buffer
 from crdr.config import build_generator
+from crdr.loading.arch_from_weights import infer_model_config
+from crdr.loading.checkpoints import is_dynamic_buffer
 from crdr.models.generator import bits
 
 OFFICIAL_CKPT = GOLDEN_TINY / "official_ckpt.pth"

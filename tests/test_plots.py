@@ -20,7 +20,7 @@ from crdr.evaluation.plots import (
     plot_rd_curves,
     rd_figure,
 )
-from crdr.io import read_image
+from crdr.io.images import read_image
 from crdr.package_data import DEMO_IMAGE_DIR
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -17,10 +17,10 @@ import torch
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from conftest import ROOT, tiny_train_overrides, train_config
+from crdr.cli.train import INTERRUPTED_EXIT_CODE, STOPPED_EXIT_CODE, build_datamodule, build_module, build_trainer
 from crdr.lit.callbacks import RngStateCheckpoint
 from crdr.lit.checkpoint_io import AtomicCheckpointIO
 from crdr.lit.csv_logger import ContinuingExperimentWriter
-from crdr.train import INTERRUPTED_EXIT_CODE, STOPPED_EXIT_CODE, build_datamodule, build_module, build_trainer
 
 MAX_STEPS = 6
 #: Checkpoints every 2 iterations (stepN.ckpt and last.ckpt); no validation; losses logged every step.
@@ -32,7 +32,7 @@ RUN = [
 
 
 def _command(run_dir: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "crdr.train", *tiny_train_overrides(), *RUN, f"hydra.run.dir={run_dir}", *extra]
+    return [sys.executable, "-m", "crdr.cli.train", *tiny_train_overrides(), *RUN, f"hydra.run.dir={run_dir}", *extra]
 
 
 def _losses(run_dir: Path) -> dict[int, float]:

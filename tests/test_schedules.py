@@ -10,7 +10,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from crdr.lit.rate_distortion import instantiate_optional
-from crdr.schedules import (
+from crdr.lit.schedules import (
     ContinuousQ,
     ContinuousUniformBeta,
     CurriculumBeta,

@@ -14,7 +14,7 @@ from crdr.cli import parser
 from crdr.cli.main import main
 from crdr.evaluation import score
 from crdr.evaluation.grid import SUMMARY_COLUMNS
-from crdr.io import read_image, write_image
+from crdr.io.images import read_image, write_image
 from crdr.metrics import inception
 
 CKPT = GOLDEN_TINY / "official_ckpt.pth"

@@ -14,11 +14,11 @@ import torch
 
 from conftest import KODAK, ROOT, tiny_train_overrides, train_config
 from crdr import load_model
+from crdr.cli.train import build_datamodule, build_module, build_trainer, run
 from crdr.config import config_dir
-from crdr.io import write_image
+from crdr.io.images import write_image
 from crdr.lit.shards import write_tar_shards
 from crdr.package_data import DEMO_IMAGE_DIR
-from crdr.train import build_datamodule, build_module, build_trainer, run
 
 DISCRIMINATORS = sorted(p.stem for p in (config_dir() / "discriminator").glob("*.yaml"))
 GAN_LOSSES = sorted(p.stem for p in (config_dir() / "gan_loss").glob("*.yaml"))
@@ -147,7 +147,7 @@ def test_every_discriminator_gan_loss_and_beta_schedule_trains(tmp_path, discrim
 @pytest.mark.parametrize(("q", "reference_level"), [(1.0, 2.0), (3.0, 4.0), (4.0, None)])
 def test_hrrgan_compares_with_the_next_rate_level(tmp_path, q, reference_level):
     overrides = [
-        "q_schedule._target_=crdr.schedules.FixedQ",
+        "q_schedule._target_=crdr.lit.schedules.FixedQ",
         "~q_schedule.num_levels",
         f"+q_schedule.value={q}",
         "beta_schedule=fixed",
@@ -342,9 +342,9 @@ def test_a_sweep_runs_through_a_cluster_style_launcher(tmp_path, launcher):
 
 
 def _run_tiny(overrides: list[str], multirun: bool = False, timeout: int = 600) -> None:
-    """``python -m crdr.train`` on the tiny stage3_from_scratch in a subprocess (sweeps and DDP relaunch the app)."""
+    """``python -m crdr.cli.train`` on the tiny stage3_from_scratch in a subprocess (sweeps and DDP relaunch it)."""
     flags = ["-m"] if multirun else []
-    command = [sys.executable, "-m", "crdr.train", *flags, *tiny_train_overrides(), *overrides]
+    command = [sys.executable, "-m", "crdr.cli.train", *flags, *tiny_train_overrides(), *overrides]
     env = {**os.environ, "PYTHONPATH": str(ROOT / "tests")}  # rank_dump.py for the DDP test's callback
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -471,7 +471,7 @@ def test_training_from_tar_shards_sees_the_batches_of_the_image_folder(tmp_path)
     ],
 )
 def test_config_mistakes_are_reported_on_one_line(tmp_path, override, message):
-    command = [sys.executable, "-m", "crdr.train", *tiny_train_overrides(), override, f"hydra.run.dir={tmp_path}"]
+    command = [sys.executable, "-m", "crdr.cli.train", *tiny_train_overrides(), override, f"hydra.run.dir={tmp_path}"]
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
     output = result.stdout + result.stderr
     assert result.returncode == 2 and message in output and "Traceback" not in output, output[-2000:]

@@ -18,10 +18,10 @@ from lightning.pytorch.utilities import rank_zero_only
 
 from conftest import GOLDEN_TINY, ROOT, tiny_train_overrides, train_config
 from crdr.cli.main import main
-from crdr.config import ConfigError
-from crdr.io import write_image
-from crdr.train import build_loggers, run
-from crdr.wandb_mode import WandbUnreachableError, probe, wandb_mode
+from crdr.cli.train import build_loggers, run
+from crdr.io.errors import ConfigError
+from crdr.io.images import write_image
+from crdr.io.wandb_mode import WandbUnreachableError, probe, wandb_mode
 
 FAKE_KEY = "0123456789abcdef0123456789abcdef01234567"  # the 40 characters of a W&B API key
 

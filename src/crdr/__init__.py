@@ -11,14 +11,14 @@ from typing import Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "CheckpointError": "crdr.checkpoints",
-    "ConfigError": "crdr.config",
+    "CheckpointError": "crdr.loading.checkpoints",
+    "ConfigError": "crdr.io.errors",
     "CrdrGenerator": "crdr.models",
     "GeneratorOutput": "crdr.models",
     "build_generator": "crdr.config",
     "compose_model_config": "crdr.config",
-    "load_model": "crdr.api",
-    "save_generator": "crdr.checkpoints",
+    "load_model": "crdr.loading.model",
+    "save_generator": "crdr.loading.checkpoints",
 }
 
 __all__ = sorted(_EXPORTS)

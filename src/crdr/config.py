@@ -1,16 +1,15 @@
-"""Model configs: composing them from ``conf/model`` and building generators from them safely; running
-the Hydra apps over ``conf/``."""
+"""Model configs: composing them from ``conf/model`` and building generators from them safely; the
+config directory ``conf/``."""
 
 from __future__ import annotations
 
-import functools
-import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from crdr.io.errors import ConfigError
 from crdr.package_data import DEMO_IMAGE_DIR
 
 ConfigLike = str | Path | Mapping | DictConfig
@@ -22,10 +21,6 @@ OmegaConf.register_new_resolver("crdr.demo_images", lambda: str(DEMO_IMAGE_DIR),
 ALLOWED_TARGET_PREFIX = "crdr.models."
 
 
-class ConfigError(ValueError):
-    """A model config is malformed, unknown, or names something we refuse to build."""
-
-
 def config_dir() -> Path:
     """The Hydra config directory: packaged with the wheel, or ``conf/`` of a source checkout."""
     packaged = Path(__file__).resolve().parent / "conf"
@@ -35,27 +30,6 @@ def config_dir() -> Path:
     if source.is_dir():
         return source
     raise ConfigError("cannot find the crdr config directory (conf/)")
-
-
-def run_hydra_app(
-    config_name: str,
-    task: Callable[[DictConfig], Any],
-    user_errors: tuple[type[BaseException], ...],
-    log: logging.Logger,
-) -> None:
-    """Runs ``task`` as the Hydra app over ``conf/<config_name>.yaml``; the ``user_errors`` (mistakes in the
-    command line or the inputs) are reported on one log line with exit status 2, without a traceback."""
-    import hydra
-
-    @functools.wraps(task)  # Hydra names the job (and its .log file) after the wrapped task's module
-    def reporting_user_errors(cfg: DictConfig) -> Any:
-        try:
-            return task(cfg)
-        except user_errors as err:
-            log.error("%s: %s", type(err).__name__, err)
-            raise SystemExit(2) from None
-
-    hydra.main(config_path=str(config_dir()), config_name=config_name, version_base="1.3")(reporting_user_errors)()
 
 
 def model_config_names() -> list[str]:

@@ -15,7 +15,7 @@ import torch
 
 from crdr import load_model
 from crdr.codec import Codec
-from crdr.io import read_image, write_image
+from crdr.io.images import read_image, write_image
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parent / "data"  # the bundled images (not in it: data configs read that folder recursively)

@@ -10,12 +10,12 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from crdr.api import load_model
 from crdr.codec import Bitstream, BitstreamError, Codec
 from crdr.codec.container import MAX_STREAM_BYTES
 from crdr.codec.target_rate import compress_to_bpp
-from crdr.files import IMAGE_SUFFIXES, expand_paths, writable_dir, write_bytes_atomic, write_csv_atomic
-from crdr.io import ImageReadError, image_size, read_image, write_image
+from crdr.io.files import IMAGE_SUFFIXES, expand_paths, writable_dir, write_bytes_atomic, write_csv_atomic
+from crdr.io.images import ImageReadError, image_size, read_image, write_image
+from crdr.loading.model import load_model
 
 SUFFIX = ".crdr"
 SYNTHESIS_DTYPES = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}

@@ -43,7 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for_the_process = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["evaluate"]:  # a Hydra app: the rest of the line is Hydra overrides
-        from crdr.evaluation.app import main as evaluate
+        from crdr.cli.evaluate import main as evaluate
 
         evaluate(argv[1:])
         return 0
@@ -54,13 +54,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     with frozen_imports():
         run = implementation(args.run)
-        from crdr.checkpoints import CheckpointError
-        from crdr.config import ConfigError
-        from crdr.io import ImageReadError
-        from crdr.wandb_mode import WandbUnreachableError
+        from crdr.io.errors import USER_ERRORS
     try:
         return run(args)
-    except (CheckpointError, ConfigError, ImageReadError, WandbUnreachableError, ValueError, OSError) as err:
+    except (*USER_ERRORS, ValueError, OSError) as err:
         print(f"crdr {args.command}: error: {err}", file=sys.stderr)
         return 2
     finally:

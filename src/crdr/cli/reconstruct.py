@@ -10,9 +10,9 @@ from pathlib import Path
 
 import torch
 
-from crdr.api import load_model
-from crdr.files import IMAGE_SUFFIXES, expand_paths, write_csv_atomic
-from crdr.io import read_image, write_image
+from crdr.io.files import IMAGE_SUFFIXES, expand_paths, write_csv_atomic
+from crdr.io.images import read_image, write_image
+from crdr.loading.model import load_model
 
 
 def run(args: argparse.Namespace) -> int:

@@ -15,7 +15,7 @@ from crdr.evaluation.suite import MetricConfig, MetricSuite
 if TYPE_CHECKING:
     import pandas as pd
 
-    from crdr.tracking import WandbGrid
+    from crdr.evaluation.tracking import WandbGrid
 
 
 def _points(args: argparse.Namespace) -> list[RatePoint]:
@@ -93,8 +93,8 @@ def _tracker(args: argparse.Namespace, output: Path) -> WandbGrid | None:
         return None
     from omegaconf import OmegaConf
 
-    from crdr.tracking import WandbGrid
-    from crdr.wandb_mode import PROBE_TIMEOUT
+    from crdr.evaluation.tracking import WandbGrid
+    from crdr.io.wandb_mode import PROBE_TIMEOUT
 
     wandb = {
         "project": args.wandb,

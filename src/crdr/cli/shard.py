@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from crdr.files import IMAGE_SUFFIXES, expand_paths
+from crdr.io.files import IMAGE_SUFFIXES, expand_paths
 from crdr.lit.shards import write_tar_shards
 
 

@@ -24,9 +24,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from crdr.checkpoints import is_dynamic_buffer
 from crdr.codec.container import ENTROPY_DEVICES, FINGERPRINT_BYTES, Bitstream, BitstreamError
-from crdr.config import ConfigError
+from crdr.io.errors import ConfigError
+from crdr.loading.checkpoints import is_dynamic_buffer
 from crdr.models.compressai_core import RansDecoder, RansEncoder
 from crdr.models.entropy_models import quantize_around
 from crdr.models.generator import CrdrGenerator, Scalar, bits, check_image_batch

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
-from crdr.files import CHUNK_BYTES, IMAGE_SUFFIXES, atomic_path
+from crdr.io.files import CHUNK_BYTES, IMAGE_SUFFIXES, atomic_path
 
 #: No image of the supported sets is near this; a member declaring more is refused (zip bombs).
 MAX_IMAGE_BYTES = 1 << 30

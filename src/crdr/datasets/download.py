@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from crdr import __version__
-from crdr.files import CHUNK_BYTES, sha256_file
+from crdr.io.files import CHUNK_BYTES, sha256_file
 
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 

@@ -31,7 +31,7 @@ from typing import Any
 from crdr.datasets.archives import extract_images
 from crdr.datasets.download import Progress, check_file, download
 from crdr.datasets.manifest import DatasetManifest, FileDigest, Source
-from crdr.files import IMAGE_SUFFIXES, sha256_file, write_text_atomic
+from crdr.io.files import IMAGE_SUFFIXES, sha256_file, write_text_atomic
 
 log = logging.getLogger("crdr.data")
 

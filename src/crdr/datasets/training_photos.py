@@ -11,7 +11,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from crdr.files import PathLike, atomic_path, write_text_atomic
+from crdr.io.files import PathLike, atomic_path, write_text_atomic
 
 #: The folder under the data root (``$CRDR_DATA_ROOT``, ``paths.data_root``) that holds them.
 PHOTOS_FOLDER = "crdr-tiny-train"

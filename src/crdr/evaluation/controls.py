@@ -19,7 +19,7 @@ from PIL import Image
 from torch import Tensor
 
 from crdr.codec import Codec
-from crdr.io import from_uint8, read_image, to_uint8
+from crdr.io.images import from_uint8, read_image, to_uint8
 from crdr.metrics.image import MS_SSIM_MIN_SIDE, ms_ssim, psnr_8bit
 
 #: ITU-R BT.601 luma weights of R, G, B.

@@ -15,8 +15,8 @@ from tqdm import tqdm
 from crdr.codec import Codec
 from crdr.evaluation.shards import PooledInputs
 from crdr.evaluation.suite import MetricSuite, mean
-from crdr.files import write_bytes_atomic, write_csv_atomic, write_text_atomic
-from crdr.io import read_image, write_image
+from crdr.io.files import write_bytes_atomic, write_csv_atomic, write_text_atomic
+from crdr.io.images import read_image, write_image
 from crdr.metrics import FidKid, fid_kid
 
 #: Columns of the official ``rd_results_*.csv``, then ours.

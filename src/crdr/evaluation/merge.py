@@ -31,8 +31,8 @@ from crdr.evaluation.grid import (
 )
 from crdr.evaluation.pipeline import report
 from crdr.evaluation.shards import SHARD_FILE, SHARD_KEY, PooledInputs, Shard
-from crdr.files import write_bytes_atomic
-from crdr.tracking import WandbGrid
+from crdr.evaluation.tracking import WandbGrid
+from crdr.io.files import write_bytes_atomic
 
 #: What shards must share in ``shard.json`` (its ``config`` may differ: device, progress, paths).
 _SHARED_RECORD = ("dataset", "official", "title", "grid")

@@ -1,4 +1,4 @@
-"""What ``crdr evaluate`` runs (crdr.evaluation.app is its light Hydra entry point): the q x beta grid
+"""What ``crdr evaluate`` runs (crdr.cli.evaluate is its light Hydra entry point): the q x beta grid
 over a dataset, its CSVs, RD plots against the official results, and an image grid."""
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from crdr.api import load_model
 from crdr.codec import Codec
 from crdr.codec.codec import entropy_parameters_for
 from crdr.evaluation.grid import SUMMARY_FILE, evaluate_grid
@@ -20,9 +19,10 @@ from crdr.evaluation.names import OFFICIAL_DATASETS
 from crdr.evaluation.plots import load_results, official_results, plot_grid, plot_rd_curves
 from crdr.evaluation.shards import SHARD_FILE, SHARD_KEY, PooledInputs, Shard
 from crdr.evaluation.suite import MetricConfig, MetricSuite
-from crdr.files import IMAGE_SUFFIXES, expand_paths, write_text_atomic
-from crdr.io import read_image
-from crdr.tracking import WandbGrid
+from crdr.evaluation.tracking import WandbGrid
+from crdr.io.files import IMAGE_SUFFIXES, expand_paths, write_text_atomic
+from crdr.io.images import read_image
+from crdr.loading.model import load_model
 
 log = logging.getLogger("crdr.evaluate")
 

@@ -19,7 +19,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from crdr.evaluation.names import DEFAULT_METRICS, OFFICIAL_DATASETS
-from crdr.files import PathLike, atomic_path
+from crdr.io.files import PathLike, atomic_path
 
 if TYPE_CHECKING:
     from torch import Tensor

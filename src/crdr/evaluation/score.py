@@ -22,8 +22,8 @@ from tqdm import tqdm
 
 from crdr.evaluation.grid import ResultsFolder, image_row, run_identity, score_image, summary_row
 from crdr.evaluation.suite import MetricSuite
-from crdr.files import IMAGE_SUFFIXES, expand_paths
-from crdr.io import from_uint8, image_size, read_image, to_uint8
+from crdr.io.files import IMAGE_SUFFIXES, expand_paths
+from crdr.io.images import from_uint8, image_size, read_image, to_uint8
 
 #: Named rules to bring a reconstruction to its original's size (Pillow filters); "none": a mismatch is an error.
 RESIZE_RULES = {"none": None, "bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC,

@@ -21,8 +21,8 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import Tensor
 
-from crdr.config import ConfigError
-from crdr.files import atomic_path
+from crdr.io.errors import ConfigError
+from crdr.io.files import atomic_path
 
 T = TypeVar("T")
 #: The shard's record in ``run.json`` and the report inputs ``crdr merge`` reads (``shard.json``).

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from crdr.config import ConfigError
+from crdr.io.errors import ConfigError
 from crdr.losses import LpipsLoss
 from crdr.losses.perceptual import BACKBONE_FILES
 from crdr.metrics import Dists, FidKid, InceptionFeatures, ms_ssim, psnr_8bit

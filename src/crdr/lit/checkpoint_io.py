@@ -8,7 +8,7 @@ import torch
 from lightning.fabric.utilities.types import _PATH
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from crdr.files import atomic_path
+from crdr.io.files import atomic_path
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

@@ -8,7 +8,7 @@ from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.loggers.logger import rank_zero_experiment
 
-from crdr.files import atomic_path
+from crdr.io.files import atomic_path
 
 
 class ContinuingExperimentWriter(ExperimentWriter):

@@ -19,8 +19,8 @@ from lightning import LightningDataModule
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from crdr.files import IMAGE_SUFFIXES, PathLike, expand_paths
-from crdr.io import ImageReadError, image_size, read_image
+from crdr.io.files import IMAGE_SUFFIXES, PathLike, expand_paths
+from crdr.io.images import ImageReadError, image_size, read_image
 from crdr.lit.sampling import ResumableShuffleSampler
 from crdr.lit.shards import TarShardReader
 from crdr.lit.workers import StopSignalSafeDataLoader, worker_init_fn

@@ -11,9 +11,9 @@ from hydra.utils import instantiate
 from lightning import LightningModule
 from torch import Tensor
 
-from crdr.checkpoints import load_matching_weights, read_checkpoint
 from crdr.config import build_generator
-from crdr.io import write_image
+from crdr.io.images import write_image
+from crdr.loading.checkpoints import LIGHTNING_MODEL_CONFIG, load_matching_weights, read_checkpoint
 from crdr.metrics import psnr_8bit
 from crdr.models import use_channels_last
 from crdr.models.generator import GeneratorOutput, rate_level
@@ -27,12 +27,12 @@ class RateDistortionModule(LightningModule):
 
     Every constructor argument is a plain config (Hydra ``_target_`` nodes), so a Lightning
     checkpoint rebuilds the module on its own and ``crdr.load_model`` reads its generator from
-    ``hyper_parameters.model``. Only the generator's optimizer step counts in ``global_step``
-    (the aux and discriminator steps bypass Lightning's step counter), so ``max_steps``, LR
-    milestones and ``step`` mean generator iterations. A loss that is not finite or exceeds
-    ``max_loss`` skips the whole iteration (no parameter, optimizer or scheduler changes) and is
-    counted in ``skipped_steps`` and logged as ``train/skipped_steps``; under DDP every rank skips
-    when any rank's loss is bad. ``max_consecutive_skips`` bad iterations in a row abort the run.
+    ``hyper_parameters.model`` (``LIGHTNING_*`` of ``crdr.loading.checkpoints``). Only the generator's
+    optimizer step counts in ``global_step`` (the aux and discriminator steps bypass Lightning's step
+    counter), so ``max_steps``, LR milestones and ``step`` mean generator iterations. A loss that is
+    not finite or exceeds ``max_loss`` skips the whole iteration (no parameter, optimizer or scheduler
+    changes) and is counted in ``skipped_steps`` and logged as ``train/skipped_steps``; under DDP
+    every rank skips when any rank's loss is bad. ``max_consecutive_skips`` bad iterations in a row abort the run.
     """
 
     def __init__(
@@ -55,7 +55,8 @@ class RateDistortionModule(LightningModule):
         super().__init__()
         self.save_hyperparameters()
         self.automatic_optimization = False
-        self.generator = build_generator(model)
+        # The attribute and the hyperparameter that crdr.load_model reads from a .ckpt (LIGHTNING_*).
+        self.generator = build_generator(self.hparams[LIGHTNING_MODEL_CONFIG])
         if init_from:
             self.fresh_tensors = load_matching_weights(self.generator, read_checkpoint(init_from).state_dict)
         if channels_last:

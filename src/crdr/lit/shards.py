@@ -19,8 +19,8 @@ from typing import BinaryIO
 
 from torch import Tensor
 
-from crdr.files import IMAGE_SUFFIXES, PathLike, atomic_path
-from crdr.io import ImageReadError, decode_image
+from crdr.io.files import IMAGE_SUFFIXES, PathLike, atomic_path
+from crdr.io.images import ImageReadError, decode_image
 
 #: Larger members are refused (a hostile or corrupt shard must not make a worker allocate without bound).
 MAX_MEMBER_BYTES = 256 << 20

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from crdr.files import sha256_file
+from crdr.io.files import sha256_file
 
 #: What each known file is for (used in error messages).
 KNOWN_FILES: dict[str, str] = {

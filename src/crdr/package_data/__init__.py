@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from crdr.files import IMAGE_SUFFIXES
+from crdr.io.files import IMAGE_SUFFIXES
 
 _HERE = Path(__file__).resolve().parent
 #: The folder of the demo images (PNG): the evaluation images of the quickstart and the tests.

@@ -22,22 +22,18 @@ from typing import TYPE_CHECKING
 from urllib.error import HTTPError
 from urllib.parse import urlsplit
 
-from crdr.config import ConfigError
+from crdr.io.errors import ConfigError, WandbUnreachableError
 
 if TYPE_CHECKING:
     from wandb import Settings
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("crdr.wandb_mode")  # the name its log lines carried before it moved into crdr.io
 
 #: Seconds the reachability probe waits for the W&B host (or its proxy) to answer.
 PROBE_TIMEOUT = 5.0
 
 #: HTTP statuses of a proxy or load balancer that cannot reach the service behind it.
 GATEWAY_ERRORS = (502, 503, 504)
-
-
-class WandbUnreachableError(RuntimeError):
-    """Online W&B logging was demanded, but the W&B service does not answer."""
 
 
 def wandb_mode(offline: bool | None, root_dir: Path, timeout: float, node: str) -> str:

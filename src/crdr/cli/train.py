@@ -16,33 +16,21 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-from hydra.errors import InstantiationException
 from hydra.utils import get_class, instantiate
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import InterpolationToMissingValueError, MissingMandatoryValue
 
-from crdr.checkpoints import save_generator
-from crdr.config import ConfigError, run_hydra_app
-from crdr.files import IMAGE_SUFFIXES, expand_paths, write_bytes_atomic, write_text_atomic
-from crdr.io import ImageReadError, read_image, write_image
+from crdr.cli.hydra_app import run_hydra_app
+from crdr.io.errors import ConfigError
+from crdr.io.files import IMAGE_SUFFIXES, expand_paths, write_bytes_atomic, write_text_atomic
+from crdr.io.images import read_image, write_image
+from crdr.io.wandb_mode import PROBE_TIMEOUT, wandb_mode
 from crdr.lit.callbacks import CheckpointOnSignal
-from crdr.wandb_mode import PROBE_TIMEOUT, WandbUnreachableError, wandb_mode
+from crdr.loading.checkpoints import save_generator
 
 log = logging.getLogger("crdr.train")
-
-#: Mistakes in the configuration or the inputs: one line in the log and exit status 2, no traceback.
-USER_ERRORS = (
-    ConfigError,
-    InstantiationException,
-    MissingMandatoryValue,
-    InterpolationToMissingValueError,
-    FileNotFoundError,
-    ImageReadError,
-    WandbUnreachableError,
-)
 
 #: Exit status of a run stopped by SIGTERM (or SIGUSR2) after saving last.ckpt (128 + 15, as for SIGTERM).
 STOPPED_EXIT_CODE = 143
@@ -85,7 +73,7 @@ def _init_keys(cls: type) -> set[str]:
 
 
 def build_loggers(cfg: DictConfig) -> list:
-    """The loggers of ``cfg.logger``; W&B's mode is chosen first, on rank 0 (see crdr.wandb_mode: offline
+    """The loggers of ``cfg.logger``; W&B's mode is chosen first, on rank 0 (see crdr.io.wandb_mode: offline
     without credentials or when the service does not answer within ``probe_timeout`` seconds)."""
     loggers = []
     for name, node in (cfg.get("logger") or {}).items():
@@ -182,7 +170,7 @@ def compress_demo(generator, cfg: DictConfig, folder: Path) -> None:
 
 
 def main() -> None:
-    run_hydra_app("train", run, USER_ERRORS, log)
+    run_hydra_app("train", run, log)
 
 
 if __name__ == "__main__":

@@ -16,9 +16,9 @@ import torch
 from safetensors import SafetensorError
 from torch import Tensor, nn
 
-from crdr.aligned_safetensors import load_aligned, save_aligned
-from crdr.errors import CheckpointError
-from crdr.files import PathLike, atomic_path
+from crdr.io.errors import CheckpointError
+from crdr.io.files import PathLike, atomic_path
+from crdr.loading.aligned_safetensors import load_aligned, save_aligned
 from crdr.models.entropy_models import DYNAMIC_BUFFERS
 from crdr.package_data import resolve_checkpoint
 
@@ -28,6 +28,11 @@ FORMAT_VERSION = "1"
 _ENTROPY_PREFIXES = ("entropy_model_z.", "entropy_model_y.")
 #: Storage dtypes of convolution kernels in our format besides float32.
 HALF_DTYPES = (torch.float16, torch.bfloat16)
+#: The Lightning contract: the training modules (``crdr.lit``) hold the generator as this attribute, so
+#: its weights are the ``generator.*`` keys of a ``.ckpt``'s state dict, and take its config as this
+#: constructor argument, saved as ``hyper_parameters.model``.
+LIGHTNING_GENERATOR = "generator"
+LIGHTNING_MODEL_CONFIG = "model"
 
 
 @dataclass
@@ -94,14 +99,14 @@ def _read_torch_file(path: Path) -> Checkpoint:
     if "comp_model" in obj:
         return Checkpoint(_tensor_dict(obj["comp_model"], path), None, "official")
     if "state_dict" in obj:
-        prefix = "generator."
+        prefix = f"{LIGHTNING_GENERATOR}."
         weights = {
             k[len(prefix) :]: v for k, v in _tensor_dict(obj["state_dict"], path).items() if k.startswith(prefix)
         }
         if not weights:
-            raise CheckpointError(f"{path}: the Lightning checkpoint holds no 'generator.*' weights")
+            raise CheckpointError(f"{path}: the Lightning checkpoint holds no '{prefix}*' weights")
         hparams = obj.get("hyper_parameters") or {}
-        config = hparams.get("model") if isinstance(hparams, dict) else None
+        config = hparams.get(LIGHTNING_MODEL_CONFIG) if isinstance(hparams, dict) else None
         return Checkpoint(weights, config if isinstance(config, dict) else None, "lightning")
     return Checkpoint(_tensor_dict(obj, path), None, "state_dict")
 

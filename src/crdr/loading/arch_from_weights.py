@@ -6,7 +6,7 @@ from typing import Any
 
 from torch import Tensor
 
-from crdr.checkpoints import CheckpointError
+from crdr.loading.checkpoints import CheckpointError
 
 _DEFAULT_MAX_BETA = 5.12  # not recorded in the weights; the value of every official config
 

@@ -10,8 +10,8 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 
-from crdr.errors import ImageReadError
-from crdr.files import PathLike, atomic_path
+from crdr.io.errors import ImageReadError
+from crdr.io.files import PathLike, atomic_path
 
 #: 16-bit (and 32-bit integer) grayscale modes, which PIL's convert("RGB") would clip at 255.
 _WIDE_GRAY_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")

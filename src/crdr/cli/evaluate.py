@@ -10,24 +10,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from omegaconf import DictConfig
-from omegaconf.errors import MissingMandatoryValue
 
-from crdr.config import ConfigError, run_hydra_app
+from crdr.cli.hydra_app import run_hydra_app
 from crdr.datasets import ManifestError, dataset_folder, find_manifest, verify
-from crdr.errors import CheckpointError, ImageReadError
-from crdr.wandb_mode import WandbUnreachableError
+from crdr.io.errors import ConfigError
 
 log = logging.getLogger("crdr.evaluate")
-
-#: Mistakes in the command line or the inputs: one log line and exit status 2, no traceback.
-USER_ERRORS = (
-    FileNotFoundError,
-    CheckpointError,
-    ConfigError,
-    ImageReadError,
-    MissingMandatoryValue,
-    WandbUnreachableError,
-)
 
 
 def resolve_dataset(dataset: str, data_root: str | Path) -> tuple[Path, str | None]:
@@ -66,7 +54,7 @@ def main(overrides: Sequence[str] | None = None) -> None:
     """Runs the app; ``overrides`` replace the command-line arguments (``crdr evaluate`` passes its own)."""
     if overrides is not None:
         sys.argv = [f"{Path(sys.argv[0]).name} evaluate", *overrides]
-    run_hydra_app("evaluate", run, USER_ERRORS, log)
+    run_hydra_app("evaluate", run, log)
 
 
 if __name__ == "__main__":

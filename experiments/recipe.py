@@ -1,4 +1,5 @@
-"""The commands behind ``experiments/``: paper scale, or a tiny CPU mode that runs in seconds.
+"""The commands behind the recipes of ``experiments/`` (imported as ``recipe``, beside them): paper scale,
+or a tiny CPU mode that runs in seconds.
 
 A recipe is a short script that calls :class:`Recipe` methods; each training or evaluation step is
 printed as the ``crdr-train`` / ``crdr evaluate`` command line it runs (``dry_run`` only prints them,
@@ -28,8 +29,8 @@ from omegaconf import OmegaConf
 
 from crdr.config import config_dir
 from crdr.evaluation.plots import load_results, official_results, plot_rd_curves
-from crdr.files import IMAGE_SUFFIXES, expand_paths, write_text_atomic
-from crdr.io import read_image, write_image
+from crdr.io.files import IMAGE_SUFFIXES, expand_paths, write_text_atomic
+from crdr.io.images import read_image, write_image
 from crdr.package_data import DEMO_IMAGE_DIR
 
 #: Model widths of the official golden_tiny checkpoint; applied to the keys a model config has.

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from crdr.arch_from_weights import infer_model_config
-from crdr.checkpoints import load_weights, read_checkpoint
 from crdr.config import ConfigLike, build_generator
-from crdr.files import PathLike
+from crdr.io.files import PathLike
+from crdr.loading.arch_from_weights import infer_model_config
+from crdr.loading.checkpoints import load_weights, read_checkpoint
 from crdr.models import CrdrGenerator
 from crdr.models.meta_parameters import parameters_on_meta
 

@@ -1,4 +1,4 @@
-"""Weights & Biases for evaluation: the grid as tables and line plots (mode chosen by crdr.wandb_mode)."""
+"""Weights & Biases for evaluation: the grid as tables and line plots (mode chosen by crdr.io.wandb_mode)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from crdr.wandb_mode import wandb_mode
+from crdr.io.wandb_mode import wandb_mode
 
 #: Summary columns plotted against bpp in W&B (lower is better for all but PSNR and MS-SSIM).
 PLOTTED = ("PSNR", "MS-SSIM", "FID", "KID", "LPIPS", "DISTS")

@@ -1,0 +1,1 @@
+"""Generators from files: ``load_model``, the checkpoint formats, official configs inferred from weights."""
