@@ -30,8 +30,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-IMAGE = ROOT / "tests" / "data" / "kodim23.png"
+from crdr.package_data import DEMO_IMAGE_DIR
+
+IMAGE = DEMO_IMAGE_DIR / "kodim23.png"
 #: BASELINE.md, AMD EPYC (Zen 4) 2-core VM, one thread: official whole CLI on kodim23, one process.
 BASELINE_SECONDS, BASELINE_PEAK_GB = 25.3, 1.76
 QUALITY, BETA = "2", "2.56"

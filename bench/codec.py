@@ -37,9 +37,9 @@ from torch.nn import functional as F
 from crdr import load_model, save_generator
 from crdr.codec import Codec
 from crdr.io.images import read_image
+from crdr.package_data import DEMO_IMAGE_DIR
 
-ROOT = Path(__file__).resolve().parents[1]
-IMAGE = ROOT / "tests" / "data" / "kodim23.png"
+IMAGE = DEMO_IMAGE_DIR / "kodim23.png"
 OFFICIAL_SIZE = (512, 768)
 OFFICIAL = {"cpu": {"compress": 3.6, "decompress": 5.3, "cli": 14.0}, "cuda": {"compress": 0.62, "decompress": 0.78}}
 

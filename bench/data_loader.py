@@ -11,13 +11,11 @@ from __future__ import annotations
 import argparse
 import itertools
 import time
-from pathlib import Path
 
 import torch
 
 from crdr.lit.data import ImageDataModule
-
-ROOT = Path(__file__).resolve().parents[1]
+from crdr.package_data import DEMO_IMAGE_DIR
 
 
 def images_per_second(folder: str, workers: int, pin_memory: bool, batch_size: int, batches: int) -> float:
@@ -39,7 +37,7 @@ def images_per_second(folder: str, workers: int, pin_memory: bool, batch_size: i
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", default=str(ROOT / "tests" / "data"))
+    parser.add_argument("--images", default=str(DEMO_IMAGE_DIR))
     parser.add_argument("--workers", default="0,1,2")
     parser.add_argument("--batch-size", type=int, default=3)
     parser.add_argument("--batches", type=int, default=40)

@@ -15,15 +15,15 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from pathlib import Path
 
 import torch
 
 from crdr import load_model
 from crdr.codec import Codec
 from crdr.io.images import read_image
+from crdr.package_data import DEMO_IMAGE_DIR
 
-IMAGE = Path(__file__).resolve().parents[1] / "tests" / "data" / "kodim23.png"
+IMAGE = DEMO_IMAGE_DIR / "kodim23.png"
 
 
 def main() -> None:

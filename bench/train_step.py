@@ -35,6 +35,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from crdr.cli.train import build_datamodule, build_module, build_trainer
 from crdr.config import config_dir
+from crdr.package_data import demo_images
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "experiments"))  # experiments/recipe.py: the tiny widths of the recipes
@@ -139,7 +140,7 @@ def run_variant(
     with tempfile.TemporaryDirectory() as tmp:
         images = Path(tmp) / "images"
         images.mkdir()
-        kodak = sorted((ROOT / "tests" / "data").glob("kodim*.png"))
+        kodak = demo_images()
         for i in range(args.batch):  # enough files for one batch; crops are random each step
             (images / f"kodim{i}.png").symlink_to(kodak[i % len(kodak)])
         overrides = [

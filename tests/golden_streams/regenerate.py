@@ -16,10 +16,11 @@ import torch
 from crdr import load_model
 from crdr.codec import Codec
 from crdr.io.images import read_image, write_image
+from crdr.package_data import DEMO_IMAGE_DIR
 
 HERE = Path(__file__).resolve().parent
-DATA = HERE.parent / "data"  # the bundled images (not in it: data configs read that folder recursively)
-CHECKPOINT = DATA / "golden_tiny" / "official_ckpt.pth"
+# Not in tests/data: data configs read that folder recursively.
+CHECKPOINT = HERE.parent / "data" / "golden_tiny" / "official_ckpt.pth"
 #: name -> (image, crop (top, left, height, width) or None for the whole image, q, decode beta, encoder)
 CASES = {
     "kodim23_q0.5": ("kodim23.png", None, 0.5, 0.0, "float32"),
@@ -31,7 +32,7 @@ CASES = {
 
 def case_image(image: str, crop: tuple[int, int, int, int] | None) -> torch.Tensor:
     """The bundled image (1, 3, H, W) in [0, 1], cropped as the case says."""
-    x = read_image(DATA / image)
+    x = read_image(DEMO_IMAGE_DIR / image)
     if crop is None:
         return x
     top, left, height, width = crop
