@@ -80,6 +80,30 @@ class CrdrGenerator(nn.Module):
     Child modules (and checkpoint key prefixes) in official order: ``encoder``, ``decoder``,
     ``hyperencoder``, ``hyperdecoder``, ``entropy_model_z``, ``entropy_model_y``, ``context_model``.
     Without a context model, the hyper-synthesis output is split directly into (means, scales).
+
+    Data flow of :meth:`forward` (eval mode; training mode rounds straight-through and prices noisy latents)::
+
+        x (B, 3, H, W) in [0, 1]
+          | frame_input: 2x - 1, mirror-pad right/bottom to a multiple of 64, NCHW
+          v
+        encoder = analysis(., q)
+          v
+        y (B, C, H/16, W/16) -------------------------------------------+
+          | hyperencoder = hyper-analysis                               |
+          v                                                             |
+        z (B, C_z, H/64, W/64)                                          |
+          | entropy_model_z: z_hat = round(z - median) + median         |   -> p(z_hat)
+          v                                                             |
+        hyperdecoder = hyper-synthesis(z_hat) -> [h_mu, h_sigma]        |
+          v                                                             v
+        context_model (10 slices): mu, sigma of each slice from [h_mu, h_sigma] and the slices before;
+          y_hat = round(y - mu) + mu + 0.5 tanh(lrp)                        -> p(y_hat)
+          (without a context model: [mu, sigma] = hyperdecoder output, y_hat = round(y - mu) + mu)
+          v
+        decoder = synthesis(y_hat, q, beta) -> clamp to [-1, 1] (eval) -> crop to H x W -> (. + 1) / 2
+          v
+        x_hat (B, 3, H, W) in [0, 1]
+        bpp = (-sum log2 p(y_hat) - sum log2 p(z_hat)) / (H W)
     """
 
     def __init__(
