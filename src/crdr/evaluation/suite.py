@@ -10,12 +10,10 @@ import torch
 from torch import Tensor
 
 from crdr.io.errors import ConfigError
-from crdr.losses import LpipsLoss
-from crdr.losses.perceptual import BACKBONE_FILES
-from crdr.metrics import Dists, FidKid, InceptionFeatures, ms_ssim, psnr_8bit
-from crdr.metrics.dists import VGG16_FILE
+from crdr.metrics import Dists, FidKid, InceptionFeatures, Lpips, ms_ssim, psnr_8bit
 from crdr.metrics.inception import FID_NETWORKS, INCEPTION_FILES, NETWORK_LABELS
-from crdr.metrics.weights import file_sha256, pretrained_file
+from crdr.metrics.lpips import BACKBONE_FILES
+from crdr.metrics.weights import VGG16_FILE, weight_identity
 
 #: ``fid_protocol`` choices -> the HiFiC patch protocol's shifted-set policy.
 FID_PROTOCOLS = {
@@ -67,7 +65,7 @@ class MetricSuite:
         weights = Path(config.weights_dir) if config.weights_dir else None
         alex = BACKBONE_FILES["alex"]
         self.lpips = (
-            LpipsLoss(net="alex", random_backbone=random, weights_path=_file(weights, alex[0]), seed=RANDOM_SEED)
+            Lpips(net="alex", random_backbone=random, weights_path=_file(weights, alex[0]), seed=RANDOM_SEED)
             if config.lpips
             else None
         )
@@ -81,7 +79,7 @@ class MetricSuite:
         used = {"LPIPS": (config.lpips, alex), "DISTS": (config.dists, VGG16_FILE), "FID": (config.fid, inception)}
         #: Which network each metric ran: a weight file and its SHA-256, or the seed of a random backbone.
         self.networks = {
-            metric: f"random, seed {RANDOM_SEED}" if random else _identity(*file, weights)
+            metric: f"random, seed {RANDOM_SEED}" if random else weight_identity(*file, _file(weights, file[0]))
             for metric, (enabled, file) in used.items()
             if enabled
         }
@@ -139,11 +137,6 @@ class MetricSuite:
 
 def _file(folder: Path | None, name: str) -> Path | None:
     return None if folder is None else folder / name
-
-
-def _identity(name: str, sha256_prefix: str, folder: Path | None) -> str:
-    """A weight file as run.json records it: its name and the start of its SHA-256."""
-    return f"{name} sha256 {file_sha256(pretrained_file(name, sha256_prefix, _file(folder, name)))[:16]}"
 
 
 def mean(values: list[float]) -> float:

@@ -1,7 +1,7 @@
-"""Evaluation metrics: PSNR, MS-SSIM, DISTS, FID/KID on HiFiC patches (two selectable Inception networks), and
+"""Evaluation metrics: PSNR, MS-SSIM, LPIPS, DISTS, FID/KID on HiFiC patches (two selectable Inception networks), and
 offline pretrained-weight loading.
 
-Submodules are imported lazily, so ``crdr.metrics.weights`` stays cheap to import (``crdr.losses`` uses it).
+Submodules are imported lazily, so importing one (``crdr.losses`` uses ``crdr.metrics.lpips``) imports no other.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from crdr.metrics.fid import FidKid, fid_from_features, fid_kid, hific_patches, kid_from_features
     from crdr.metrics.image import ms_ssim, psnr_8bit
     from crdr.metrics.inception import InceptionFeatures
+    from crdr.metrics.lpips import Lpips
     from crdr.metrics.weights import pretrained_file
 
 _EXPORTS = {
@@ -21,6 +22,7 @@ _EXPORTS = {
     "psnr_8bit": "image",
     "ms_ssim": "image",
     "Dists": "dists",
+    "Lpips": "lpips",
     "hific_patches": "fid",
     "InceptionFeatures": "inception",
     "FidKid": "fid",
@@ -33,6 +35,7 @@ __all__ = [
     "Dists",
     "FidKid",
     "InceptionFeatures",
+    "Lpips",
     "fid_from_features",
     "fid_kid",
     "hific_patches",

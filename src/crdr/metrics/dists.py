@@ -10,9 +10,7 @@ from torch import Tensor, nn
 from torchmetrics.functional.image.dists import _PATH_WEIGHT_DISTS, L2pooling
 from torchvision.models.vgg import cfgs, make_layers
 
-from crdr.metrics.weights import pretrained_file
-
-VGG16_FILE = ("vgg16-397923af.pth", "397923af")
+from crdr.metrics.weights import VGG16_FILE, pretrained_file
 
 #: torchvision VGG16 ``features`` indices of each DISTS stage; the max-pools at 4, 9, 16, 23 become L2 pooling.
 _STAGES = (range(0, 4), range(5, 9), range(10, 16), range(17, 23), range(24, 30))

@@ -18,13 +18,10 @@ import torch
 from torch import Tensor, nn
 from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 
-from crdr.metrics.weights import pretrained_file
+from crdr.metrics.weights import FIDELITY_INCEPTION_FILE, PYTORCH_FID_INCEPTION_FILE, pretrained_file
 
 #: ``network`` choices -> their weight file (its name in the torch hub cache) and its SHA-256 prefix.
-INCEPTION_FILES = {
-    "torch-fidelity": ("weights-inception-2015-12-05-6726825d.pth", "6726825d"),
-    "pytorch-fid": ("pt_inception-2015-12-05-6726825d.pth", "6726825d"),
-}
+INCEPTION_FILES = {"torch-fidelity": FIDELITY_INCEPTION_FILE, "pytorch-fid": PYTORCH_FID_INCEPTION_FILE}
 FID_NETWORKS: tuple[str, ...] = tuple(INCEPTION_FILES)
 #: How the scoring protocol names each network.
 NETWORK_LABELS = {"torch-fidelity": "torch-fidelity inception-v3-compat", "pytorch-fid": "pytorch-fid InceptionV3"}

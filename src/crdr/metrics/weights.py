@@ -9,12 +9,18 @@ import torch
 
 from crdr.io.files import sha256_file
 
+#: Every pretrained file crdr reads: (its name in the torch hub cache, the prefix of its SHA-256).
+ALEXNET_FILE = ("alexnet-owt-7be5be79.pth", "7be5be79")
+VGG16_FILE = ("vgg16-397923af.pth", "397923af")
+FIDELITY_INCEPTION_FILE = ("weights-inception-2015-12-05-6726825d.pth", "6726825d")
+PYTORCH_FID_INCEPTION_FILE = ("pt_inception-2015-12-05-6726825d.pth", "6726825d")
+
 #: What each known file is for (used in error messages).
 KNOWN_FILES: dict[str, str] = {
-    "alexnet-owt-7be5be79.pth": "torchvision AlexNet ImageNet weights, the LPIPS (alex) backbone",
-    "vgg16-397923af.pth": "torchvision VGG16 ImageNet weights, the LPIPS (vgg) and DISTS backbone",
-    "weights-inception-2015-12-05-6726825d.pth": "torch-fidelity FID Inception-v3 weights, for FID/KID",
-    "pt_inception-2015-12-05-6726825d.pth": "pytorch-fid FID Inception-v3 weights, for FID/KID",
+    ALEXNET_FILE[0]: "torchvision AlexNet ImageNet weights, the LPIPS (alex) backbone",
+    VGG16_FILE[0]: "torchvision VGG16 ImageNet weights, the LPIPS (vgg) and DISTS backbone",
+    FIDELITY_INCEPTION_FILE[0]: "torch-fidelity FID Inception-v3 weights, for FID/KID",
+    PYTORCH_FID_INCEPTION_FILE[0]: "pytorch-fid FID Inception-v3 weights, for FID/KID",
 }
 
 # (resolved path, mtime_ns, size) -> hex SHA-256
@@ -77,3 +83,9 @@ def pretrained_file(
             f"{target}: SHA-256 {digest[:12]}... does not match {filename} (expected hash prefix {sha256_prefix})"
         )
     return target
+
+
+def weight_identity(filename: str, sha256_prefix: str, path: str | os.PathLike | None = None) -> str:
+    """A weight file as run.json records it, ``"<filename> sha256 <first 16 hex digits>"``: the file
+    :func:`pretrained_file` finds (same arguments, same checks)."""
+    return f"{filename} sha256 {file_sha256(pretrained_file(filename, sha256_prefix, path))[:16]}"
