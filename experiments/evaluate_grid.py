@@ -9,7 +9,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from recipe import PAPER_BETA, PAPER_Q, checkpoint_to_evaluate, parse_recipe_args
+from recipe import checkpoint_to_evaluate, parse_recipe_args
+
+from crdr.evaluation.names import PAPER_BETA, PAPER_Q
 
 DATASETS = ("kodak", "CLIC", "DIV2K")
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from recipe import PAPER_BETA, PAPER_Q, checkpoint_to_evaluate, parse_recipe_args, results_note
+from recipe import checkpoint_to_evaluate, parse_recipe_args, results_note
 
+from crdr.evaluation.names import PAPER_BETA, PAPER_Q
 from crdr.evaluation.plots import load_results, official_results, plot_rd_curves
 
 

@@ -28,6 +28,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from crdr.config import config_dir
+from crdr.evaluation.names import PAPER_BETA, PAPER_Q
 from crdr.evaluation.plots import load_results, official_results, plot_rd_curves
 from crdr.io.files import IMAGE_SUFFIXES, expand_paths, write_text_atomic
 from crdr.io.images import read_image, write_image
@@ -48,10 +49,6 @@ TINY_MODEL_WIDTHS: dict[str, int | list[int]] = {
     "hyperdecoder.conv2_out": 16,
     "context_model.hidden": [10, 8],
 }
-
-#: The paper's 17 rate points and the two realism levels of its figures (Fig. 5 of the paper).
-PAPER_Q = [0.25 * i for i in range(17)]
-PAPER_BETA = [0.0, 3.84]
 
 
 def override_value(value: object) -> str:

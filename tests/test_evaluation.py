@@ -8,13 +8,16 @@ from dataclasses import replace
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from conftest import GOLDEN_TINY
 from crdr import load_model
 from crdr.cli.evaluate import resolve_dataset
 from crdr.cli.main import main
 from crdr.codec import Codec
-from crdr.evaluation.grid import IMAGE_COLUMNS, SUMMARY_COLUMNS, evaluate_grid, paper_q_grid
+from crdr.config import config_dir
+from crdr.evaluation.grid import IMAGE_COLUMNS, SUMMARY_COLUMNS, evaluate_grid
+from crdr.evaluation.names import PAPER_BETA, PAPER_Q
 from crdr.evaluation.suite import MetricConfig, MetricSuite
 from crdr.io.images import read_image, write_image
 
@@ -97,7 +100,9 @@ def test_a_rerun_skips_finished_grid_points_and_refuses_another_setup(crops, tmp
 
 
 def test_the_default_grid_is_the_papers():
-    assert paper_q_grid() == [0.25 * i for i in range(17)]
+    assert tuple(0.25 * i for i in range(17)) == PAPER_Q
+    grid = OmegaConf.load(config_dir() / "evaluate.yaml").grid
+    assert (tuple(grid.q), tuple(grid.beta)) == (PAPER_Q, PAPER_BETA)
     assert SUMMARY_COLUMNS[:8] == ["dataset", "quality", "beta", "bpp", "PSNR", "FID", "LPIPS", "DISTS"]
 
 

@@ -45,11 +45,6 @@ SUMMARY_FILE, IMAGES_FILE, RUN_FILE = "results.csv", "per_image.csv", "run.json"
 STREAMS_DIR, RECONSTRUCTIONS_DIR = "streams", "reconstructions"
 
 
-def paper_q_grid() -> list[float]:
-    """The paper's 17 rate points q = 0, 0.25, ..., 4."""
-    return [i / 4 for i in range(17)]
-
-
 def point_key(q: float | None, beta: float | None) -> tuple[str, str]:
     """How a grid point appears in ``results.csv``: its (quality, beta) cells."""
     return (_fmt(q), _fmt(beta))
