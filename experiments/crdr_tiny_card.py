@@ -20,12 +20,12 @@ from PIL import Image
 from crdr import load_model
 from crdr.codec import Codec
 from crdr.evaluation.controls import code_grid, control_failures, pillow_grid
+from crdr.evaluation.names import PAPER_Q
 from crdr.evaluation.plots import plot_grid, plot_rd_curves
 from crdr.io.files import write_text_atomic
 from crdr.io.images import read_image
 from crdr.package_data import SHIPPED_MODELS, demo_images
 
-QS = np.arange(0, 4.01, 0.25).tolist()
 BETAS = [0.0, 2.56, 5.12]
 CHECK_QS = np.arange(0, 4.01, 0.5).tolist()
 QUALITIES = range(1, 96)
@@ -86,7 +86,7 @@ def main() -> None:
     codec = Codec(load_model("crdr-tiny"))
     kodak = demo_images()
 
-    rows = code_grid(codec, kodak, QS, BETAS)
+    rows = code_grid(codec, kodak, PAPER_Q, BETAS)
     rows.to_csv(args.out / "crdr-tiny-kodak3.csv", index=False)
     ours = mean_table(rows)
     references = {"crdr-tiny": ours}
