@@ -6,12 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
-from conftest import ROOT
+from conftest import KODAK
 from crdr.datasets.training_photos import PHOTOS, write_training_photos
 from crdr.io.files import sha256_file
 from crdr.io.images import read_image
-
-KODAK = sorted((ROOT / "tests" / "data").glob("kodim*.png"))
 
 
 def test_the_photographs_are_copied_unchanged_with_their_sources(tmp_path: Path) -> None:
