@@ -25,7 +25,7 @@ test-fast: setup
 QUICKSTART := runs/quickstart
 DEMO_IMAGES := src/crdr/package_data/images
 CRDR := $(VENV)/bin/crdr
-# crdr-tiny (shipped, docs/models/crdr-tiny.md) on the three demo Kodak images, CPU, about 3 minutes:
+# crdr-tiny (shipped, docs/models/crdr-tiny.md) on the three demo Kodak images, CPU, about 2 minutes:
 # real bitstreams at q 0 and 4 decoded at beta 0 and 5.12; an evaluation of q 0..4 x beta {0, 2.56, 5.12}
 # with its RD plot and q x beta grid; then 200 stage-3 iterations fine-tuning crdr-tiny.
 quickstart: setup
