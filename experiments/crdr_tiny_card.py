@@ -21,6 +21,7 @@ from crdr import load_model
 from crdr.codec import Codec
 from crdr.evaluation.controls import code_grid, control_failures, pillow_grid
 from crdr.evaluation.names import PAPER_Q
+from crdr.evaluation.pipeline import reconstruction_grid
 from crdr.evaluation.plots import plot_grid, plot_rd_curves
 from crdr.io.files import write_text_atomic
 from crdr.io.images import read_image
@@ -97,12 +98,7 @@ def main() -> None:
             )
     plot_rd_curves(references, ["PSNR", "MS-SSIM"], args.out / "crdr-tiny-rd", "crdr-tiny on kodim03/15/23 (mean)")
     x = read_image(kodak[2])[..., 96:352, 192:448]
-    grid, bpp = {}, {}
-    for q in (0.0, 2.0, 4.0):
-        data = codec.compress(x, q)
-        bpp[q] = len(data) * 8 / (x.shape[-1] * x.shape[-2])
-        for beta, decoded in zip(BETAS, codec.decompress_many(data, BETAS), strict=True):
-            grid[(q, beta)] = decoded
+    grid, bpp = reconstruction_grid(codec, x, (0.0, 2.0, 4.0), BETAS)
     plot_grid(grid, args.out / "crdr-tiny-grid", bpp=bpp, title="kodim23 crop: rows q, columns beta")
 
     kodak_lines, kodak_failures = checks("Kodak", kodak, codec)

@@ -20,7 +20,7 @@ from torch import Tensor
 
 from crdr.codec import Codec
 from crdr.io.images import from_uint8, read_image, to_uint8
-from crdr.metrics.image import MS_SSIM_MIN_SIDE, ms_ssim, psnr_8bit
+from crdr.metrics.image import ms_ssim, psnr_8bit
 
 #: ITU-R BT.601 luma weights of R, G, B.
 _LUMA = (0.299, 0.587, 0.114)
@@ -53,9 +53,8 @@ class Reconstruction:
 
 def _row(name: str, codec: str, q, beta, size: int, x: Tensor, x_hat: Tensor) -> Reconstruction:
     pixels = x.shape[-2] * x.shape[-1]
-    quality = ms_ssim(x, x_hat).item() if min(x.shape[-2:]) >= MS_SSIM_MIN_SIDE else float("nan")
     return Reconstruction(
-        name, codec, q, beta, size, 8 * size / pixels, psnr_8bit(x, x_hat).item(), quality,
+        name, codec, q, beta, size, 8 * size / pixels, psnr_8bit(x, x_hat).item(), ms_ssim(x, x_hat).item(),
         laplacian_energy(x_hat), laplacian_energy(x),
     )  # fmt: skip
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
+from torch import Tensor
 
 from crdr.codec import Codec
 from crdr.codec.codec import entropy_parameters_for
@@ -106,15 +107,23 @@ def report(
     return plots
 
 
+def reconstruction_grid(
+    codec: Codec, x: Tensor, qs: Sequence[float], betas: Sequence[float]
+) -> tuple[dict[tuple[float, float], Tensor], dict[float, float]]:
+    """x (1, 3, H, W) compressed once per q and decoded at every beta through real bitstreams:
+    ``{(q, beta): reconstruction}`` and ``{q: bpp}``, the inputs of :func:`plot_grid`."""
+    images, bpp = {}, {}
+    for q in map(float, qs):
+        data = codec.compress(x, q)
+        bpp[q] = len(data) * 8 / (x.shape[-1] * x.shape[-2])
+        for beta, decoded in zip(betas, codec.decompress_many(data, betas), strict=True):
+            images[(q, beta)] = decoded
+    return images, bpp
+
+
 def _image_grid(codec: Codec, path: Path, cfg: DictConfig, betas: list[float | None], output: Path) -> list[Path]:
     """The q x beta reconstructions of one image from real bitstreams (realism control at a glance)."""
     if None in betas or codec.model.num_rate_levels is None:
         return []
-    x = read_image(path)
-    images, bpp = {}, {}
-    for q in cfg.plots.grid_q:
-        data = codec.compress(x, float(q))
-        bpp[float(q)] = len(data) * 8 / (x.shape[-1] * x.shape[-2])
-        for beta, decoded in zip(betas, codec.decompress_many(data, betas), strict=True):
-            images[(float(q), beta)] = decoded
+    images, bpp = reconstruction_grid(codec, read_image(path), cfg.plots.grid_q, betas)
     return plot_grid(images, output, bpp=bpp, title=path.name)
