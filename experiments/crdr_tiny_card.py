@@ -135,7 +135,7 @@ run in float32); use it as `load_model("crdr-tiny")`, `--checkpoint crdr-tiny` o
   decoder 64, hyper 48, 10 slices with context hidden [48, 32].
 - Wall time: {wall_time}, on 2 cores of an AMD EPYC (Zen 4 class, no AMX).
 - Data: nine photographs shipped with scikit-image 0.26 and matplotlib 3.11 (`crdr data photos`;
-  their origins and licences in the `SOURCES.md` it writes and in `crdr/datasets/training_photos.py`:
+  their origins and licences in the `SOURCES.md` it writes and in `crdr/data/training_photos.py`:
   NASA and US-government works in the public domain, CC0 photographs, the Middlebury motorcycle
   image as distributed with scikit-image). Never the Kodak images: they are the evaluation set.
 - LPIPS in training and validation uses a RANDOM AlexNet (ImageNet weights are not available offline).

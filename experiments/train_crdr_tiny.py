@@ -6,7 +6,7 @@ stage-3 LPIPS weight x10 for its random backbone) and scaled-down widths (conf/m
 Seed 0 (conf/train.yaml); every stage resumes exactly from its last.ckpt when rerun, so the run can be
 stopped and continued over several sessions.
 
-First writes the training photographs (crdr.datasets.training_photos: nine photographs shipped offline with
+First writes the training photographs (crdr.data.training_photos: nine photographs shipped offline with
 scikit-image and matplotlib, never the Kodak images, which stay the evaluation set) with their
 SOURCES.md to DATA_ROOT/crdr-tiny-train. LPIPS uses a random AlexNet backbone (no ImageNet weights
 offline). Writes OUT/stage{1,2,3}/ and the final OUT/stage3/generator.safetensors, which
@@ -26,7 +26,7 @@ from pathlib import Path
 
 from recipe import parse_recipe_args
 
-from crdr.datasets.training_photos import PHOTOS_FOLDER, write_training_photos
+from crdr.data.training_photos import PHOTOS_FOLDER, write_training_photos
 
 
 def main(argv: Sequence[str] | None = None) -> None:

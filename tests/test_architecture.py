@@ -28,8 +28,8 @@ ALLOWED: dict[str, set[str]] = {
     "losses": {"metrics"},
     "loading": {"config", "io", "models", "package_data"},
     "codec": {"io", "loading", "models"},
-    "datasets": {"io", "package_data"},
-    "lit": {"config", "discriminators", "io", "loading", "losses", "metrics", "models"},
+    "data": {"io", "package_data"},
+    "lit": {"config", "data", "discriminators", "io", "loading", "losses", "metrics", "models"},
     "evaluation": {"codec", "config", "io", "loading", "metrics", "models"},
     "cli": set(PACKAGES) - {"cli"},
 }
@@ -41,8 +41,9 @@ RESTRICTED: dict[str, set[str]] = {
     "lpips": {"metrics"},
 }
 #: Modules that must not import torch themselves (so ``crdr --help``, ``crdr data`` and the edges start fast).
-TORCH_FREE = ["crdr.cli.parser", "crdr.cli.main", "crdr.cli.evaluate", "crdr.datasets", "crdr.io", "crdr.package_data"]
-TORCH_FREE_EXCEPT = {"crdr.io.images"}
+TORCH_FREE = ["crdr.cli.parser", "crdr.cli.main", "crdr.cli.evaluate", "crdr.data", "crdr.io", "crdr.package_data"]
+#: The training stream of crdr.data (crops, sampling, shards) and image decoding are torch's.
+TORCH_FREE_EXCEPT = {"crdr.data.crops", "crdr.data.sampling", "crdr.data.shards", "crdr.io.images"}
 
 
 def module_name(path: Path) -> str:

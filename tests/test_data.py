@@ -1,4 +1,5 @@
-"""crdr.lit.data: image discovery, random crops, small-image policies, the DataModule and conf/data configs."""
+"""crdr.data (crops, sampling, shards) and crdr.lit.data: image discovery, random crops, small-image policies,
+the DataModule and conf/data configs."""
 
 from __future__ import annotations
 
@@ -27,10 +28,11 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from crdr.config import config_dir
+from crdr.data.crops import ImageFolderDataset, TarShardDataset
+from crdr.data.sampling import ResumableShuffleSampler
+from crdr.data.shards import write_tar_shards
 from crdr.io.images import ImageReadError, read_image, write_image
-from crdr.lit.data import ImageDataModule, ImageFolderDataset, TarShardDataset
-from crdr.lit.sampling import ResumableShuffleSampler
-from crdr.lit.shards import write_tar_shards
+from crdr.lit.data import ImageDataModule
 from crdr.lit.workers import STOP_SIGNALS, StopSignalSafeDataLoader, WorkerInit, stop_signals_blocked, worker_init_fn
 from crdr.package_data import DEMO_IMAGE_DIR, demo_images
 
@@ -377,7 +379,7 @@ def test_unreadable_training_images_are_logged_once_and_replaced(tree: Path, cap
     assert torch.equal(lenient[(index, 7)], strict[((index + 1) % len(strict), 7)])  # the next image, same crop
     dm = ImageDataModule([str(tree)], batch_size=2, crop_size=32, num_workers=0)
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="crdr.lit.data"):
+    with caplog.at_level(logging.WARNING, logger="crdr.data.crops"):
         batches = list(itertools.islice(dm.train_dataloader(), 10))  # 4 epochs of the 5 files
     assert all(batch.shape == (2, 3, 32, 32) for batch in batches)
     assert caplog.text.count("broken.png") == 1

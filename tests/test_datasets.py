@@ -22,8 +22,9 @@ from PIL import Image
 
 from conftest import KODAK
 from crdr.cli.main import main as crdr
-from crdr.datasets import ArchiveError, ChecksumError, DownloadError, download, extract_images, shipped_manifests
-from crdr.datasets.manifest import ManifestError, parse_manifest
+from crdr.data.archives import ArchiveError, extract_images
+from crdr.data.download import ChecksumError, DownloadError, download
+from crdr.data.manifest import ManifestError, parse_manifest, shipped_manifests
 from crdr.evaluation.plots import official_results
 
 

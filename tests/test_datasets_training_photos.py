@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from conftest import KODAK
-from crdr.datasets.training_photos import PHOTOS, write_training_photos
+from crdr.data.training_photos import PHOTOS, write_training_photos
 from crdr.io.files import sha256_file
 from crdr.io.images import read_image
 

@@ -17,7 +17,7 @@ from omegaconf import OmegaConf
 from conftest import ROOT
 from crdr import load_model
 from crdr.config import config_dir
-from crdr.datasets.training_photos import PHOTOS
+from crdr.data.training_photos import PHOTOS
 
 #: The recipes among experiments/*.py: not recipe.py (their module) nor crdr_tiny_card.py (the shipped
 #: crdr-tiny's model card; tests/test_crdr_tiny.py runs its checks).

@@ -16,7 +16,7 @@ import torch
 from conftest import GOLDEN_TINY, KODAK, ROOT
 from crdr import CheckpointError, load_model, save_generator
 from crdr.cli.main import main
-from crdr.datasets.training_photos import PHOTOS, PHOTOS_FOLDER
+from crdr.data.training_photos import PHOTOS, PHOTOS_FOLDER
 from crdr.loading.checkpoints import read_checkpoint
 from crdr.package_data import DEMO_IMAGE_DIR, SHIPPED_MODELS, resolve_checkpoint
 

@@ -16,8 +16,8 @@ from conftest import KODAK, ROOT, tiny_train_overrides, train_config
 from crdr import load_model
 from crdr.cli.train import build_datamodule, build_module, build_trainer, run
 from crdr.config import config_dir
+from crdr.data.shards import write_tar_shards
 from crdr.io.images import write_image
-from crdr.lit.shards import write_tar_shards
 from crdr.package_data import DEMO_IMAGE_DIR
 
 DISCRIMINATORS = sorted(p.stem for p in (config_dir() / "discriminator").glob("*.yaml"))

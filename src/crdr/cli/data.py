@@ -11,22 +11,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from crdr.datasets import (
-    ArchiveError,
-    ChecksumError,
-    DatasetManifest,
-    DownloadError,
-    ManifestError,
-    dataset_folder,
-    fetch,
-    find_manifest,
-    load_manifest_file,
-    manual_instructions,
-    shipped_manifests,
-    verify,
-)
-from crdr.datasets.download import Progress
-from crdr.datasets.training_photos import PHOTOS_FOLDER, write_training_photos
+from crdr.data.archives import ArchiveError
+from crdr.data.download import ChecksumError, DownloadError, Progress
+from crdr.data.fetch import dataset_folder, fetch, manual_instructions, verify
+from crdr.data.manifest import DatasetManifest, ManifestError, find_manifest, load_manifest_file, shipped_manifests
+from crdr.data.training_photos import PHOTOS_FOLDER, write_training_photos
 
 #: The folder every data config and ``crdr evaluate dataset=NAME`` read from (see conf/paths).
 ROOT_ENV = "CRDR_DATA_ROOT"

@@ -12,7 +12,8 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from crdr.cli.hydra_app import run_hydra_app
-from crdr.datasets import ManifestError, dataset_folder, find_manifest, verify
+from crdr.data.fetch import dataset_folder, verify
+from crdr.data.manifest import ManifestError, find_manifest
 from crdr.io.errors import ConfigError
 
 log = logging.getLogger("crdr.evaluate")

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import argparse
 
+from crdr.data.shards import write_tar_shards
 from crdr.io.files import IMAGE_SUFFIXES, expand_paths
-from crdr.lit.shards import write_tar_shards
 
 
 def run(args: argparse.Namespace) -> int:

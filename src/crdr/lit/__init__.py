@@ -1,7 +1,7 @@
 """Lightning modules, the image DataModule and training callbacks."""
 
-from crdr.lit.data import ImageDataModule, ImageFolderDataset
+from crdr.lit.data import ImageDataModule
 from crdr.lit.gan import GanModule
 from crdr.lit.rate_distortion import RateDistortionModule
 
-__all__ = ["GanModule", "ImageDataModule", "ImageFolderDataset", "RateDistortionModule"]
+__all__ = ["GanModule", "ImageDataModule", "RateDistortionModule"]

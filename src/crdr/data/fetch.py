@@ -28,9 +28,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from crdr.datasets.archives import extract_images
-from crdr.datasets.download import Progress, check_file, download
-from crdr.datasets.manifest import DatasetManifest, FileDigest, Source
+from crdr.data.archives import extract_images
+from crdr.data.download import Progress, check_file, download
+from crdr.data.manifest import DatasetManifest, FileDigest, Source
 from crdr.io.files import IMAGE_SUFFIXES, sha256_file, write_text_atomic
 
 log = logging.getLogger("crdr.data")

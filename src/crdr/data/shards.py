@@ -4,7 +4,7 @@ A cluster file system serves a few hundred 1 GB files far better than OpenImages
 ones. Any member named ``*.png``, ``*.jpg`` or ``*.jpeg`` is an image (WebDataset's ``key.jpg``
 members included; other members are ignored). The shards are indexed once (member offsets, from the
 tar headers only) and read by seeking, so the endless, resumable training stream of
-``crdr.lit.sampling`` applies unchanged: exact resume works with shards too. ``write_tar_shards`` packs
+``crdr.data.sampling`` applies unchanged: exact resume works with shards too. ``write_tar_shards`` packs
 image files into shards.
 """
 
@@ -44,7 +44,7 @@ def expand_shards(patterns: Sequence[str]) -> list[Path]:
 
 
 class TarShardReader:
-    """Image members of tar shards by index, as (3, H, W) float32 in [0, 1] (``crdr.lit.data.TarShardDataset``
+    """Image members of tar shards by index, as (3, H, W) float32 in [0, 1] (``crdr.data.crops.TarShardDataset``
     crops them)."""
 
     def __init__(self, shards: Sequence[str]) -> None:

@@ -1,6 +1,6 @@
 """Dataset manifests: where each set comes from, what it holds and how to check it.
 
-A manifest is a JSON file (the shipped ones are in ``crdr/datasets/manifests/``)::
+A manifest is a JSON file (the shipped ones are in ``crdr/data/manifests/``)::
 
     {"name": "kodak", "evaluation_name": "kodak", "folder": "kodak", "num_images": 24,
      "sources": [{"url": ..., "size": 736501, "sha256": ..., "extract_to": "", "images": null}, ...],
@@ -9,7 +9,7 @@ A manifest is a JSON file (the shipped ones are in ``crdr/datasets/manifests/``)
 A source is either one image (placed as ``<folder>/<basename of url>``) or a ``.zip``/``.tar``/
 ``.tar.gz``/``.tgz`` archive whose images go to ``<folder>/<extract_to>/``. ``size``/``sha256`` of a
 source are null when the publisher gives none; ``files`` is null when the per-image list is not
-known in advance (it is then recorded at extraction, see :mod:`crdr.datasets.fetch`), and a file's
+known in advance (it is then recorded at extraction, see :mod:`crdr.data.fetch`), and a file's
 entry is null when only its name is known.
 """
 
@@ -176,11 +176,11 @@ def load_manifest_file(path: str | Path) -> DatasetManifest:
 
 def shipped_manifests() -> dict[str, DatasetManifest]:
     """The manifests shipped with crdr, by name (``kodak``, ``clic2020-test``, ``div2k-valid``, ``openimages``)."""
-    folder = resources.files("crdr.datasets") / "manifests"
+    folder = resources.files("crdr.data") / "manifests"
     manifests = {}
     for entry in sorted(folder.iterdir(), key=lambda e: e.name):
         if entry.name.endswith(".json"):
-            manifest = parse_manifest(json.loads(entry.read_text()), f"crdr/datasets/manifests/{entry.name}")
+            manifest = parse_manifest(json.loads(entry.read_text()), f"crdr/data/manifests/{entry.name}")
             manifests[manifest.name] = manifest
     return manifests
 
