@@ -28,7 +28,6 @@ from crdr.codec.container import ENTROPY_DEVICES, FINGERPRINT_BYTES, Bitstream, 
 from crdr.io.errors import ConfigError
 from crdr.loading.checkpoints import is_dynamic_buffer
 from crdr.models.compressai_core import RansDecoder, RansEncoder
-from crdr.models.entropy_models import quantize_around
 from crdr.models.generator import CrdrGenerator, Scalar, bits, check_image_batch
 from crdr.models.memory_format import use_channels_last
 
@@ -199,17 +198,16 @@ class Codec:
             raise ValueError(f"compress takes one image at a time, got a batch of {image.shape[0]}")
         model = self.model
         q_t = model.quality_tensor(q, 1)
-        height, width = image.shape[-2:]
         with self._stage("analysis"), self._reproducible():
-            x = model.frame_input(image.to(self.device))
-            y = self._analysis(x, None if q_t is None else q_t.to(self.device), compute_dtype=self.encoder_dtype)
+            q_on = None if q_t is None else q_t.to(self.device)
+            y, framing = model.analysis(image.to(self.device), q_on, self._analysis, self.encoder_dtype)
             # the decoder's tensors are NCHW: a channels-last y (fast analysis) would make the entropy
             # parameters' kernels, and so their rounding, differ between the two ends
             y = y.contiguous()
         with self._stage("hyper"), self._reproducible():
-            z = model.hyperencoder(y).cpu()
+            z = model.hyper_analysis(y).cpu()
             z_string = model.entropy_model_z.compress(z)[0]
-            z_hat, _ = quantize_around(z, model.entropy_model_z.medians(), training=False)
+            z_hat = model.quantize_hyperlatent(z)
         y = y.to(self._entropy_on)
         with self._stage("hyper"), self._entropy_parameters():
             hyper = self._hyperdecoder(z_hat.to(self._entropy_on))
@@ -224,7 +222,14 @@ class Codec:
         q_value = None if q_t is None else float(q_t.item())
         strings = (z_string, y_string)
         stream = Bitstream(
-            self.fingerprint, height, width, q_value, strings, crc, bfloat16_context, self.entropy_device
+            self.fingerprint,
+            framing.height,
+            framing.width,
+            q_value,
+            strings,
+            crc,
+            bfloat16_context,
+            self.entropy_device,
         )
         return stream.to_bytes()
 
@@ -255,7 +260,8 @@ class Codec:
 
     # -- decoder -----------------------------------------------------------------------------
     def parse(self, data: bytes) -> Bitstream:
-        """Validates a container for this model (no model work, no large allocation)."""
+        """Validates a container for this model (no model work, no large allocation), its q included:
+        the decoding steps below take a parsed stream and do not check it again."""
         stream = Bitstream.from_bytes(data)
         if stream.fingerprint != self.fingerprint:
             raise BitstreamError(
@@ -295,7 +301,7 @@ class Codec:
         entropy models: the likelihood estimate of the rate (``model.estimate_bpp`` x pixels) without
         running the analysis again."""
         model = self.model
-        z_size = tuple(-(-side // model.stride) for side in (stream.height, stream.width))
+        z_size = model.framing(stream.height, stream.width).hyperlatent_size
         with self._stage("hyper"):
             z_hat = model.entropy_model_z.decompress([stream.strings[0]], z_size)
             with self._entropy_parameters():
@@ -339,14 +345,14 @@ class Codec:
         return y_hat.cpu(), information
 
     def synthesize(self, y_hat: Tensor, stream: Bitstream, beta: Tensor | None) -> Tensor:
-        """Synthesis transform, crop to the stored size, clamp, map to [0, 1]."""
+        """``model.synthesis`` of a parsed stream's y_hat at its q and size -> (1, 3, H, W) in [0, 1] on
+        the CPU; beta from ``model.beta_tensor``."""
         model = self.model
-        q_t = model.quality_tensor(stream.q, 1, self.device)
+        q_t = None if stream.q is None else torch.tensor([stream.q], dtype=torch.float32, device=self.device)
         with self._stage("synthesis"), self._reproducible():
-            y_hat = y_hat.to(self.device)
-            x_hat = model.decoder(y_hat, q_t, beta, compute_dtype=self.synthesis_dtype)
-            x_hat = x_hat.clamp(-1, 1)[:, :, : stream.height, : stream.width]
-            return ((x_hat + 1) / 2).cpu()
+            framing = model.framing(stream.height, stream.width)
+            x_hat = model.synthesis(y_hat.to(self.device), q_t, beta, framing, self.synthesis_dtype)
+            return x_hat.cpu()
 
 
 def _entropy_mismatch(stream_device: str | None, codec_device: str | None) -> str:

@@ -42,6 +42,22 @@ class GeneratorOutput:
     qbpp: Tensor
 
 
+@dataclass(frozen=True)
+class Framing:
+    """Where an H x W image sits in the analysis input: at the top left, mirror-padded right and
+    bottom to a multiple of ``stride`` (see :meth:`CrdrGenerator.frame_input`). The synthesis crops
+    back to H x W; the codec stores only (H, W) and rebuilds the framing from them."""
+
+    height: int
+    width: int
+    stride: int
+
+    @property
+    def hyperlatent_size(self) -> tuple[int, int]:
+        """(h, w) of the hyper-latent z: (ceil(H / stride), ceil(W / stride))."""
+        return -(-self.height // self.stride), -(-self.width // self.stride)
+
+
 def pad_to_multiple(x: Tensor, multiple: int) -> Tensor:
     """Pads right and bottom to a multiple by mirror reflection, repeated where a side is too short.
 
@@ -77,6 +93,12 @@ def bits(likelihoods: Tensor) -> Tensor:
 class CrdrGenerator(nn.Module):
     """Analysis/synthesis transforms, hyperprior, optional CHARM context model and entropy models.
 
+    The framing and the transforms around the entropy coding are public steps, which :meth:`forward`,
+    :meth:`forward_betas`, :meth:`reconstruct` and ``crdr.codec.Codec`` all run (so the codec's
+    latents and pixels are the forward pass's): :meth:`analysis` (frame, encoder),
+    :meth:`hyper_analysis`, :meth:`quantize_hyperlatent` and :meth:`synthesis` (decoder, clamp, crop,
+    rescale). q and beta go in as the tensors :meth:`quality_tensor` and :meth:`beta_tensor` validate.
+
     Child modules (and checkpoint key prefixes) in official order: ``encoder``, ``decoder``,
     ``hyperencoder``, ``hyperdecoder``, ``entropy_model_z``, ``entropy_model_y``, ``context_model``.
     Without a context model, the hyper-synthesis output is split directly into (means, scales).
@@ -84,15 +106,15 @@ class CrdrGenerator(nn.Module):
     Data flow of :meth:`forward` (eval mode; training mode rounds straight-through and prices noisy latents)::
 
         x (B, 3, H, W) in [0, 1]
-          | frame_input: 2x - 1, mirror-pad right/bottom to a multiple of 64, NCHW
-          v
-        encoder = analysis(., q)
+          | analysis: frame_input (2x - 1, mirror-pad right/bottom to a     -> Framing(H, W, 64)
+          |   multiple of 64, NCHW), then encoder(., q)
           v
         y (B, C, H/16, W/16) -------------------------------------------+
-          | hyperencoder = hyper-analysis                               |
+          | hyper_analysis: hyperencoder (float32 out)                  |
           v                                                             |
         z (B, C_z, H/64, W/64)                                          |
           | entropy_model_z: z_hat = round(z - median) + median         |   -> p(z_hat)
+          |   (quantize_hyperlatent without the likelihood)             |
           v                                                             |
         hyperdecoder = hyper-synthesis(z_hat) -> [h_mu, h_sigma]        |
           v                                                             v
@@ -100,7 +122,7 @@ class CrdrGenerator(nn.Module):
           y_hat = round(y - mu) + mu + 0.5 tanh(lrp)                        -> p(y_hat)
           (without a context model: [mu, sigma] = hyperdecoder output, y_hat = round(y - mu) + mu)
           v
-        decoder = synthesis(y_hat, q, beta) -> clamp to [-1, 1] (eval) -> crop to H x W -> (. + 1) / 2
+        synthesis: decoder(y_hat, q, beta) -> clamp to [-1, 1] (eval) -> crop to H x W -> (. + 1) / 2
           v
         x_hat (B, 3, H, W) in [0, 1]
         bpp = (-sum log2 p(y_hat) - sum log2 p(z_hat)) / (H W)
@@ -170,15 +192,14 @@ class CrdrGenerator(nn.Module):
         """``[forward(x, q, beta) for beta in betas]`` with one analysis and quantisation for all
         (beta conditions the decoder only): the latents and rates are shared, x_hat is per beta."""
         check_image_batch(x)
-        batch, _, height, width = x.shape
+        batch = x.shape[0]
         # on x's device once, not copied by every rate-controlled layer (and no CPU input to a CUDA graph)
         q_t = self.quality_tensor(q, batch, x.device)
         beta_ts = [self.beta_tensor(beta, batch, x.device) for beta in betas]
-        latents = self._quantize(x, q_t)  # every GeneratorOutput field but x_hat
+        y, framing = self.analysis(x, q_t)
+        latents = self._quantize(y, framing)  # every GeneratorOutput field but x_hat
         return [
-            GeneratorOutput(
-                x_hat=(self._synthesize(latents["y_hat"], q_t, beta_t)[:, :, :height, :width] + 1) / 2, **latents
-            )
+            GeneratorOutput(x_hat=self.synthesis(latents["y_hat"], q_t, beta_t, framing), **latents)
             for beta_t in beta_ts
         ]
 
@@ -186,29 +207,26 @@ class CrdrGenerator(nn.Module):
         """``forward(x, q, beta).x_hat`` (same values) without the rates: no likelihoods and no
         scale transforms of the context model. x: (B, 3, H, W) in [0, 1] -> (B, 3, H, W)."""
         check_image_batch(x)
-        batch, _, height, width = x.shape
+        batch = x.shape[0]
         q_t = self.quality_tensor(q, batch, x.device)
         beta_t = self.beta_tensor(beta, batch, x.device)
-        y = self._analysis(x, q_t)
-        # float32 as in the entropy models (under mixed precision the transforms' outputs are bfloat16)
-        z_hat = round_around(self.hyperencoder(y).float(), self.entropy_model_z.medians(), self.training)
-        hyper = self.hyperdecoder(z_hat)
+        y, framing = self.analysis(x, q_t)
+        hyper = self.hyperdecoder(self.quantize_hyperlatent(self.hyper_analysis(y)))
         if self.context_model is not None:
             y_hat = self.context_model.quantize_latents(y, hyper)
         else:
             y_hat = round_around(y.float(), hyper.chunk(2, dim=1)[0].float(), self.training)
-        return (self._synthesize(y_hat, q_t, beta_t)[:, :, :height, :width] + 1) / 2
+        return self.synthesis(y_hat, q_t, beta_t, framing)
 
     def estimate_bpp(self, x: Tensor, q: Scalar | None = None) -> Tensor:
         """(B,) bits per pixel estimated from the likelihoods, without running the synthesis transform."""
         check_image_batch(x)
-        return self._quantize(x, self.quality_tensor(q, x.shape[0], x.device))["bpp"]
+        return self._quantize(*self.analysis(x, self.quality_tensor(q, x.shape[0], x.device)))["bpp"]
 
-    def _quantize(self, x: Tensor, q: Tensor | None) -> dict[str, Tensor]:
-        """Analysis, hyperprior and context model of x in [0, 1]: quantised latents, likelihoods, bpp, qbpp."""
-        pixels = x.shape[-2] * x.shape[-1]
-        y = self._analysis(x, q)
-        z_hat, z_likelihoods = self.entropy_model_z(self.hyperencoder(y))
+    def _quantize(self, y: Tensor, framing: Framing) -> dict[str, Tensor]:
+        """Hyperprior and context model of the latents y: quantised latents, likelihoods, bpp, qbpp."""
+        pixels = framing.height * framing.width
+        z_hat, z_likelihoods = self.entropy_model_z(self.hyper_analysis(y))
         z_rounded = self.entropy_model_z.rounded_likelihood(z_hat) if self.training else z_likelihoods
         y_hat, y_likelihoods, y_rounded = self.latent_prior(y, self.hyperdecoder(z_hat))
         bpp = (bits(y_likelihoods) + bits(z_likelihoods)) / pixels
@@ -222,6 +240,11 @@ class CrdrGenerator(nn.Module):
             "qbpp": qbpp,
         }
 
+    # -- the steps around the entropy coding ------------------------------------------------
+    def framing(self, height: int, width: int) -> Framing:
+        """The framing of an H x W image (what a bitstream's stored size stands for)."""
+        return Framing(height, width, self.stride)
+
     def frame_input(self, x: Tensor) -> Tensor:
         """x in [0, 1] (B, 3, H, W) -> the analysis input: [-1, 1], padded to a multiple of ``stride``,
         in the NCHW layout.
@@ -232,9 +255,32 @@ class CrdrGenerator(nn.Module):
         """
         return pad_to_multiple(x * 2 - 1, self.stride).contiguous()
 
-    def _analysis(self, x: Tensor, q: Tensor | None) -> Tensor:
-        """Latents y of x in [0, 1] (B, 3, H, W) (see :meth:`frame_input`)."""
-        return self.encoder(self.frame_input(x), q)
+    def analysis(
+        self,
+        x: Tensor,
+        q: Tensor | None,
+        transform: AnalysisTransform | None = None,
+        compute_dtype: torch.dtype | None = None,
+    ) -> tuple[Tensor, Framing]:
+        """x: (B, 3, H, W) in [0, 1], q from :meth:`quality_tensor` (on x's device) -> the latents
+        y (B, C, H_p / 16, W_p / 16) of :meth:`frame_input` (x), padded to H_p x W_p, and its framing.
+
+        ``transform``: the analysis transform to run instead of ``encoder`` (the same weights in
+        another layout; the codec's bfloat16 path); ``compute_dtype``: as ``AnalysisTransform.forward``.
+        """
+        encoder = self.encoder if transform is None else transform
+        y = encoder(self.frame_input(x), q, compute_dtype=compute_dtype)
+        return y, self.framing(x.shape[-2], x.shape[-1])
+
+    def hyper_analysis(self, y: Tensor) -> Tensor:
+        """Latents y -> hyper-latents z (B, C_z, h, w), float32 as in the entropy models (under mixed
+        precision the transforms' outputs are bfloat16)."""
+        return self.hyperencoder(y).float()
+
+    def quantize_hyperlatent(self, z: Tensor) -> Tensor:
+        """z -> z_hat = round(z - median) + median (straight-through in training), as ``entropy_model_z``
+        quantises it, without the likelihood. Runs where z is: the codec's z is on the CPU."""
+        return round_around(z, self.entropy_model_z.medians(), self.training)
 
     def latent_prior(self, y: Tensor, hyper: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Quantises y under the hyperprior (and context model) -> (y_hat, likelihoods, rounded likelihoods)."""
@@ -245,9 +291,24 @@ class CrdrGenerator(nn.Module):
         rounded = self.entropy_model_y.rounded_likelihood(y_hat, scales, means) if self.training else likelihoods
         return y_hat, likelihoods, rounded
 
-    def _synthesize(self, y_hat: Tensor, q: Tensor | None, beta: Tensor | None) -> Tensor:
-        x_hat = self.decoder(y_hat, q, beta) if self.decoder.beta_conditioned else self.decoder(y_hat, q)
-        return x_hat if self.training else x_hat.clamp(-1, 1)
+    def synthesis(
+        self,
+        y_hat: Tensor,
+        q: Tensor | None,
+        beta: Tensor | None,
+        framing: Framing,
+        compute_dtype: torch.dtype | None = None,
+    ) -> Tensor:
+        """Quantised latents y_hat (B, C, h, w) at the padded size -> x_hat (B, 3, H, W): the decoder,
+        clamped to [-1, 1] in eval mode, cropped to the framing's H x W and mapped to [0, 1].
+
+        q, beta: from :meth:`quality_tensor` and :meth:`beta_tensor`, on y_hat's device;
+        ``compute_dtype``: as ``SynthesisTransform.forward`` (the codec's fast decoder).
+        """
+        x_hat = self.decoder(y_hat, q, beta, compute_dtype=compute_dtype)
+        if not self.training:
+            x_hat = x_hat.clamp(-1, 1)
+        return (x_hat[:, :, : framing.height, : framing.width] + 1) / 2
 
     # -- entropy coding tables ---------------------------------------------------------------
     def update_entropy_tables(self) -> None:
