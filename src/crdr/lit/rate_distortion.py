@@ -13,6 +13,7 @@ from torch import Tensor
 
 from crdr.config import build_generator
 from crdr.io.images import write_image
+from crdr.lit.lightning_internals import attached_trainer, logs_this_step
 from crdr.loading.checkpoints import LIGHTNING_MODEL_CONFIG, load_matching_weights, read_checkpoint
 from crdr.metrics import psnr_8bit
 from crdr.models import use_channels_last
@@ -143,8 +144,9 @@ class RateDistortionModule(LightningModule):
     def _global_mean(self, values: Tensor) -> Tensor:
         """(1,) mean of ``values`` over the whole (all-rank) batch: target-rate decisions see the global batch."""
         mean = values.mean().reshape(1)
-        if self._trainer is not None and self.trainer.world_size > 1:
-            mean = self.trainer.strategy.reduce(mean, reduce_op="mean")
+        trainer = attached_trainer(self)
+        if trainer is not None and trainer.world_size > 1:
+            mean = trainer.strategy.reduce(mean, reduce_op="mean")
         return mean
 
     def training_step(self, batch: Tensor, batch_idx: int) -> None:
@@ -179,13 +181,14 @@ class RateDistortionModule(LightningModule):
         ``trainer.log_every_n_steps`` iterations, or when the run is stopping). Each ``self.log``
         call costs host time (about 0.3 ms on our CPU, 16 calls per iteration), which bounds GPU
         steps, so the other iterations skip them."""
-        return self.trainer._logger_connector.should_update_logs
+        return logs_this_step(self.trainer)
 
     def _trainable(self, loss: Tensor) -> bool:
         value = loss.detach()
         bad = torch.logical_not(torch.isfinite(value) & (value <= self.hparams.max_loss)).float().reshape(1)
-        if self._trainer is not None and self.trainer.world_size > 1:
-            bad = self.trainer.strategy.reduce(bad, reduce_op="sum")  # one rank's bad loss skips every rank
+        trainer = attached_trainer(self)
+        if trainer is not None and trainer.world_size > 1:
+            bad = trainer.strategy.reduce(bad, reduce_op="sum")  # one rank's bad loss skips every rank
         if not bad.item():
             self._consecutive_skips = 0
             return True
