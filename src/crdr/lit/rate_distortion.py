@@ -4,23 +4,27 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from hydra.utils import instantiate
 from lightning import LightningModule
-from torch import Tensor
+from torch import Tensor, nn
 
 from crdr.config import build_generator
+from crdr.io.errors import ConfigError
 from crdr.io.images import write_image
 from crdr.lit.lightning_internals import attached_trainer, logs_this_step
+from crdr.lit.schedules import BetaSchedule, QSchedule
 from crdr.loading.checkpoints import LIGHTNING_MODEL_CONFIG, load_matching_weights, read_checkpoint
+from crdr.losses import RateLoss
 from crdr.metrics import psnr_8bit
 from crdr.models import use_channels_last
 from crdr.models.generator import GeneratorOutput, rate_level
 
 #: (q, beta) of one iteration; None where the model has no rate levels / no beta conditioning.
 Conditions = tuple[float | None, float | None]
+Built = TypeVar("Built")
 
 
 class RateDistortionModule(LightningModule):
@@ -62,11 +66,15 @@ class RateDistortionModule(LightningModule):
             self.fresh_tensors = load_matching_weights(self.generator, read_checkpoint(init_from).state_dict)
         if channels_last:
             use_channels_last(self.generator)
-        self.rate_loss = instantiate(rate_loss)
+        self.rate_loss: RateLoss = instantiate_as(rate_loss, RateLoss, "rate_loss")
         self.distortion_loss = instantiate(distortion_loss)
-        self.perceptual_loss = instantiate_optional(perceptual_loss)
-        self.q_schedule = instantiate_optional(q_schedule)
-        self.beta_schedule = instantiate_optional(beta_schedule)
+        self.perceptual_loss: nn.Module | None = instantiate_as(
+            perceptual_loss, nn.Module, "perceptual_loss", optional=True
+        )
+        self.q_schedule: QSchedule | None = instantiate_as(q_schedule, QSchedule, "q_schedule", optional=True)
+        self.beta_schedule: BetaSchedule | None = instantiate_as(
+            beta_schedule, BetaSchedule, "beta_schedule", optional=True
+        )
         if (self.q_schedule is None) != (self.generator.num_rate_levels is None):
             raise ValueError("give a q_schedule exactly when the model has rate levels (ICA)")
         if (self.beta_schedule is None) != (self.generator.max_beta is None):
@@ -289,6 +297,16 @@ def compile_units(module: torch.nn.Module | None) -> list[torch.nn.Module]:
 def instantiate_optional(cfg: dict[str, Any] | None) -> Any:
     """``instantiate(cfg)``, or None for a missing config or one with ``_target_: null`` (a "none" option)."""
     return instantiate(cfg) if cfg and cfg.get("_target_") is not None else None
+
+
+def instantiate_as(cfg: dict[str, Any] | None, interface: type[Built], option: str, optional: bool = False) -> Any:
+    """``instantiate(cfg)`` (``instantiate_optional(cfg)`` where ``optional``), which must be an ``interface``;
+    ``option`` names the config group in the error."""
+    built = instantiate_optional(cfg) if optional else instantiate(cfg)
+    if not isinstance(built, interface) and not (optional and built is None):
+        kind = type(built)
+        raise ConfigError(f"{option}: {kind.__module__}.{kind.__qualname__} is not a {interface.__qualname__}")
+    return built
 
 
 def _grid_name(q: float | None, beta: float | None) -> str:
