@@ -22,8 +22,8 @@ class GanModule(RateDistortionModule):
     Generator loss: ``distortion + rate + beta * (perceptual + adversarial)`` (paper, eq. 7); a
     model without beta conditioning uses weight 1. The discriminator scores images in [-1, 1] at
     the batch's rate level ``rate_level(q)``, conditioned on the level-q latent y_hat where it uses one.
-    Relativistic losses compare D(x_hat) with D(reference): the real image, or, for losses with
-    ``high_rate_reference`` (HRRGAN), the generator's reconstruction at ``q + reference_rate_delta``
+    Relativistic losses compare D(x_hat) with D(reference): the real image, or, for a loss with a
+    ``reference_rate_delta`` (HRRGAN), the generator's reconstruction at ``q + reference_rate_delta``
     with the same beta, computed with the pre-update weights and without gradients (the real image
     when ``q + delta`` is beyond the top level). The discriminator always trains on real images
     against this iteration's (detached) reconstruction. ``discriminator: {_target_: null}`` trains
@@ -35,7 +35,6 @@ class GanModule(RateDistortionModule):
         *args: Any,
         gan_loss: dict[str, Any],
         discriminator: dict[str, Any] | None = None,
-        reference_rate_delta: float = 1.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
@@ -75,19 +74,18 @@ class GanModule(RateDistortionModule):
 
     def reference_images(self, x: Tensor, q: float | None, beta: float | None) -> Tensor:
         """The image D(x_hat) is compared with: x, or the q + delta reconstruction (HRRGAN); in [0, 1]."""
-        if not self.gan_loss.high_rate_reference or q is None:
+        delta = self.gan_loss.reference_rate_delta
+        if delta is None or q is None:
             return x
-        q_ref = q + self.hparams.reference_rate_delta
+        q_ref = q + delta
         if q_ref > self.generator.num_rate_levels - 1:
             return x
         with torch.no_grad():
             return self.generator.reconstruct(x, q_ref, beta)
 
-    def generator_terms(
-        self, x: Tensor, out: GeneratorOutput, q: float | None, beta: float | None
-    ) -> dict[str, Tensor]:
-        terms = super().generator_terms(x, out, q, beta)
-        realism = terms.get("perceptual", torch.zeros((), device=x.device))
+    def loss_terms(self, x: Tensor, out: GeneratorOutput, q: float | None, beta: float | None) -> dict[str, Tensor]:
+        """The rate-distortion terms and, with a discriminator, the adversarial one."""
+        terms = super().loss_terms(x, out, q, beta)
         if self.discriminator is not None:
             level, latent = self._level(q), self._latent(out)
             fake = self.discriminator(_scaled(out.x_hat), level, latent)
@@ -97,10 +95,11 @@ class GanModule(RateDistortionModule):
                 with torch.no_grad():
                     reference = self.discriminator(_scaled(ref_image), level, latent)
             terms["adversarial"] = self.gan_loss.generator_loss(fake, reference)
-            realism = realism + terms["adversarial"]
-        weight = 1.0 if beta is None else beta
-        terms["loss"] = terms["distortion"] + terms["rate"] + weight * realism
         return terms
+
+    def realism_weight(self, beta: float | None) -> float:
+        """beta (paper, eq. 7); 1 for a model without beta conditioning."""
+        return 1.0 if beta is None else beta
 
     # -- discriminator side ------------------------------------------------------------------
     def after_generator_step(

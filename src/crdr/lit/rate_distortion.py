@@ -138,7 +138,14 @@ class RateDistortionModule(LightningModule):
     def generator_terms(
         self, x: Tensor, out: GeneratorOutput, q: float | None, beta: float | None
     ) -> dict[str, Tensor]:
-        """Named loss terms (scalars) and their total under ``"loss"``; x, out.x_hat in [0, 1]."""
+        """Named loss terms (scalars) and their total under ``"loss"``, ``total_loss`` of them weighted by
+        ``realism_weight(beta)``; x, out.x_hat in [0, 1]."""
+        terms = self.loss_terms(x, out, q, beta)
+        terms["loss"] = total_loss(terms, self.realism_weight(beta))
+        return terms
+
+    def loss_terms(self, x: Tensor, out: GeneratorOutput, q: float | None, beta: float | None) -> dict[str, Tensor]:
+        """The named terms: distortion, rate and (with a perceptual loss) perceptual."""
         level = None if q is None else rate_level(q)
         terms = {
             "distortion": self.distortion_loss(x, out.x_hat),
@@ -146,8 +153,11 @@ class RateDistortionModule(LightningModule):
         }
         if self.perceptual_loss is not None:
             terms["perceptual"] = self.perceptual_loss(x, out.x_hat)
-        terms["loss"] = sum(terms.values())
         return terms
+
+    def realism_weight(self, beta: float | None) -> float:
+        """The weight of the realism terms in the total: 1 in stages 1-2."""
+        return 1.0
 
     def _global_mean(self, values: Tensor) -> Tensor:
         """(1,) mean of ``values`` over the whole (all-rank) batch: target-rate decisions see the global batch."""
@@ -284,6 +294,20 @@ class RateDistortionModule(LightningModule):
         for logger in self.loggers:
             if hasattr(logger, "log_image"):
                 logger.log_image(key=f"val_images/{name}", images=[str(path)], step=self.global_step)
+
+
+#: The terms the realism weight multiplies in the total (stage 3: beta), in the order they are added.
+REALISM_TERMS = ("perceptual", "adversarial")
+
+
+def total_loss(terms: dict[str, Tensor], realism_weight: float) -> Tensor:
+    """``distortion + rate + realism_weight * (perceptual + adversarial)``, of the realism terms present
+    (paper, eq. 7; stages 1-2 have weight 1 and no adversarial term)."""
+    total = terms["distortion"] + terms["rate"]
+    realism = [terms[name] for name in REALISM_TERMS if name in terms]
+    if realism:
+        total = total + realism_weight * sum(realism[1:], realism[0])
+    return total
 
 
 def compile_units(module: torch.nn.Module | None) -> list[torch.nn.Module]:
