@@ -6,6 +6,7 @@ Every ``import`` statement counts, those inside functions too: a lazy import is 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -121,3 +122,37 @@ def test_torch_free_modules(prefix: str) -> None:
     assert members
     wrong = sorted(m for m in members if any(n.split(".")[0] == "torch" for n in MODULES[m]))
     assert not wrong, f"{wrong} import torch"
+
+
+#: Lightning's private attributes (connectors, loops' and modules' internals); only the adapter may touch them.
+LIGHTNING_ADAPTER = "crdr.lit.lightning_internals"
+LIGHTNING_PRIVATE = re.compile(r"_\w*_connector|_trainer|_results|_active_loop|_fabric|_batches_that_stepped")
+
+
+def lightning_private_uses(source: str) -> list[str]:
+    """Private Lightning names in ``source``: attributes like ``trainer._logger_connector`` and
+    ``from lightning... import _NAME``."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Attribute) and LIGHTNING_PRIVATE.fullmatch(node.attr):
+            found.append(node.attr)
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] in (
+            "lightning",
+            "pytorch_lightning",
+        ):
+            found += [alias.name for alias in node.names if alias.name.startswith("_")]
+    return found
+
+
+def test_lightning_private_use_finder() -> None:
+    source = "from lightning.fabric.utilities.types import _PATH\nx = self.trainer._logger_connector.flag\n"
+    assert sorted(lightning_private_uses(source)) == ["_PATH", "_logger_connector"]
+    assert lightning_private_uses("self._trainer_to_stop = None\nimport torch._dynamo\n") == []
+
+
+@pytest.mark.parametrize("path", sorted((SRC / "crdr").rglob("*.py")), ids=lambda p: module_name(p))
+def test_only_the_adapter_touches_lightning_internals(path: Path) -> None:
+    uses = lightning_private_uses(path.read_text())
+    assert module_name(path) == LIGHTNING_ADAPTER or not uses, (
+        f"{module_name(path)} uses {uses}; go through {LIGHTNING_ADAPTER}"
+    )

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from crdr.discriminators.base import Discriminator
+
 __all__ = ["GvaeDiscriminator", "validate_levels"]
 
 
@@ -34,7 +36,7 @@ def validate_levels(level: Tensor, batch: int, num_levels: int) -> Tensor:
     return level.expand(batch)
 
 
-class GvaeDiscriminator(nn.Module):
+class GvaeDiscriminator(Discriminator):
     """Fully convolutional patch discriminator with 3x3 convs and LeakyReLU(0.2), no normalisation.
 
     Each of the ``num_downscale`` stages is a stride-1 conv (widening the channels) followed by a

@@ -7,6 +7,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm
 
+from crdr.discriminators.base import Discriminator
+
 __all__ = ["HificDiscriminator"]
 
 #: Channels of the projected latent that is concatenated to the image.
@@ -15,7 +17,7 @@ LATENT_EMBED_CHANNELS = 12
 LATENT_STRIDE = 16
 
 
-class HificDiscriminator(nn.Module):
+class HificDiscriminator(Discriminator):
     """Conditional discriminator D(x, y_hat) of HiFiC.
 
     The (detached) latent goes through a 1x1 conv to 12 channels and LeakyReLU(0.2), is nearest-upsampled
@@ -25,6 +27,8 @@ class HificDiscriminator(nn.Module):
     Shapes: x (B, in_channels, H, W), latent (B, latent_channels, ceil(H/16), ceil(W/16))
     -> logits (B, 1, H/16, W/16).
     """
+
+    uses_latent = True
 
     def __init__(self, in_channels: int = 3, latent_channels: int = 320, channels: int = 64) -> None:
         super().__init__()

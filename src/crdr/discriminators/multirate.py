@@ -6,12 +6,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from crdr.discriminators.base import Discriminator
 from crdr.discriminators.gvae import GvaeDiscriminator, validate_levels
 
 __all__ = ["ModuleListDiscriminator", "MultirateGvaeDiscriminator"]
 
 
-class ModuleListDiscriminator(nn.Module):
+class ModuleListDiscriminator(Discriminator):
     """One independent GVAE sub-discriminator per rate level (the CRDR paper's final design).
 
     Image i is scored by ``subD_list[level[i]]``. Parameter names (``subD_list.{i}.model.{j}.*``) match
@@ -58,7 +59,7 @@ class ModuleListDiscriminator(nn.Module):
         return torch.cat(outputs, dim=0)[inverse]
 
 
-class MultirateGvaeDiscriminator(nn.Module):
+class MultirateGvaeDiscriminator(Discriminator):
     """A single GVAE discriminator conditioned on the rate level through one-hot input planes.
 
     ``num_levels`` constant channels (the one-hot code of each image's level) are concatenated to the

@@ -15,6 +15,8 @@ import torch
 from lightning import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from crdr.lit.lightning_internals import stop_after_this_iteration
+
 log = logging.getLogger(__name__)
 
 
@@ -93,12 +95,12 @@ class CheckpointOnSignal(Callback):
         self._previous: dict[signal.Signals, Any] = {}
         #: The first of ``signals`` received (None: none, or Lightning's own SIGTERM).
         self.received: signal.Signals | None = None
-        self._trainer: Trainer | None = None
+        self._trainer_to_stop: Trainer | None = None
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if threading.current_thread() is not threading.main_thread():
             return
-        self._trainer = trainer
+        self._trainer_to_stop = trainer
         for sig in self.signals:
             self._previous[sig] = signal.getsignal(sig)
             signal.signal(sig, self._stop)
@@ -106,9 +108,8 @@ class CheckpointOnSignal(Callback):
     def _stop(self, signum: int, _frame: object) -> None:
         if self.received is None:
             self.received = signal.Signals(signum)
-        if self._trainer is not None:
-            # what Lightning's own SIGTERM handler sets: it stops after this iteration, on every rank
-            self._trainer._signal_connector.received_sigterm = True
+        if self._trainer_to_stop is not None:
+            stop_after_this_iteration(self._trainer_to_stop)
 
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._restore_handlers()

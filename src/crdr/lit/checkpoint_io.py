@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from lightning.fabric.utilities.types import _PATH
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from crdr.io.files import atomic_path
+from crdr.lit.lightning_internals import CheckpointPath
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -20,7 +20,9 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     ``last.ckpt``. Here the previous checkpoint stays intact until the new one is complete.
     """
 
-    def save_checkpoint(self, checkpoint: dict[str, Any], path: _PATH, storage_options: Any | None = None) -> None:
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: CheckpointPath, storage_options: Any | None = None
+    ) -> None:
         if storage_options is not None:
             raise TypeError(f"{type(self).__name__} takes no storage_options, got {storage_options!r}")
         with atomic_path(path) as tmp:

@@ -4,22 +4,27 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from hydra.utils import instantiate
 from lightning import LightningModule
-from torch import Tensor
+from torch import Tensor, nn
 
 from crdr.config import build_generator
+from crdr.io.errors import ConfigError
 from crdr.io.images import write_image
+from crdr.lit.lightning_internals import attached_trainer, logs_this_step
+from crdr.lit.schedules import BetaSchedule, QSchedule
 from crdr.loading.checkpoints import LIGHTNING_MODEL_CONFIG, load_matching_weights, read_checkpoint
+from crdr.losses import RateLoss
 from crdr.metrics import psnr_8bit
 from crdr.models import use_channels_last
 from crdr.models.generator import GeneratorOutput, rate_level
 
 #: (q, beta) of one iteration; None where the model has no rate levels / no beta conditioning.
 Conditions = tuple[float | None, float | None]
+Built = TypeVar("Built")
 
 
 class RateDistortionModule(LightningModule):
@@ -61,11 +66,15 @@ class RateDistortionModule(LightningModule):
             self.fresh_tensors = load_matching_weights(self.generator, read_checkpoint(init_from).state_dict)
         if channels_last:
             use_channels_last(self.generator)
-        self.rate_loss = instantiate(rate_loss)
+        self.rate_loss: RateLoss = instantiate_as(rate_loss, RateLoss, "rate_loss")
         self.distortion_loss = instantiate(distortion_loss)
-        self.perceptual_loss = instantiate_optional(perceptual_loss)
-        self.q_schedule = instantiate_optional(q_schedule)
-        self.beta_schedule = instantiate_optional(beta_schedule)
+        self.perceptual_loss: nn.Module | None = instantiate_as(
+            perceptual_loss, nn.Module, "perceptual_loss", optional=True
+        )
+        self.q_schedule: QSchedule | None = instantiate_as(q_schedule, QSchedule, "q_schedule", optional=True)
+        self.beta_schedule: BetaSchedule | None = instantiate_as(
+            beta_schedule, BetaSchedule, "beta_schedule", optional=True
+        )
         if (self.q_schedule is None) != (self.generator.num_rate_levels is None):
             raise ValueError("give a q_schedule exactly when the model has rate levels (ICA)")
         if (self.beta_schedule is None) != (self.generator.max_beta is None):
@@ -129,7 +138,14 @@ class RateDistortionModule(LightningModule):
     def generator_terms(
         self, x: Tensor, out: GeneratorOutput, q: float | None, beta: float | None
     ) -> dict[str, Tensor]:
-        """Named loss terms (scalars) and their total under ``"loss"``; x, out.x_hat in [0, 1]."""
+        """Named loss terms (scalars) and their total under ``"loss"``, ``total_loss`` of them weighted by
+        ``realism_weight(beta)``; x, out.x_hat in [0, 1]."""
+        terms = self.loss_terms(x, out, q, beta)
+        terms["loss"] = total_loss(terms, self.realism_weight(beta))
+        return terms
+
+    def loss_terms(self, x: Tensor, out: GeneratorOutput, q: float | None, beta: float | None) -> dict[str, Tensor]:
+        """The named terms: distortion, rate and (with a perceptual loss) perceptual."""
         level = None if q is None else rate_level(q)
         terms = {
             "distortion": self.distortion_loss(x, out.x_hat),
@@ -137,14 +153,18 @@ class RateDistortionModule(LightningModule):
         }
         if self.perceptual_loss is not None:
             terms["perceptual"] = self.perceptual_loss(x, out.x_hat)
-        terms["loss"] = sum(terms.values())
         return terms
+
+    def realism_weight(self, beta: float | None) -> float:
+        """The weight of the realism terms in the total: 1 in stages 1-2."""
+        return 1.0
 
     def _global_mean(self, values: Tensor) -> Tensor:
         """(1,) mean of ``values`` over the whole (all-rank) batch: target-rate decisions see the global batch."""
         mean = values.mean().reshape(1)
-        if self._trainer is not None and self.trainer.world_size > 1:
-            mean = self.trainer.strategy.reduce(mean, reduce_op="mean")
+        trainer = attached_trainer(self)
+        if trainer is not None and trainer.world_size > 1:
+            mean = trainer.strategy.reduce(mean, reduce_op="mean")
         return mean
 
     def training_step(self, batch: Tensor, batch_idx: int) -> None:
@@ -179,13 +199,14 @@ class RateDistortionModule(LightningModule):
         ``trainer.log_every_n_steps`` iterations, or when the run is stopping). Each ``self.log``
         call costs host time (about 0.3 ms on our CPU, 16 calls per iteration), which bounds GPU
         steps, so the other iterations skip them."""
-        return self.trainer._logger_connector.should_update_logs
+        return logs_this_step(self.trainer)
 
     def _trainable(self, loss: Tensor) -> bool:
         value = loss.detach()
         bad = torch.logical_not(torch.isfinite(value) & (value <= self.hparams.max_loss)).float().reshape(1)
-        if self._trainer is not None and self.trainer.world_size > 1:
-            bad = self.trainer.strategy.reduce(bad, reduce_op="sum")  # one rank's bad loss skips every rank
+        trainer = attached_trainer(self)
+        if trainer is not None and trainer.world_size > 1:
+            bad = trainer.strategy.reduce(bad, reduce_op="sum")  # one rank's bad loss skips every rank
         if not bad.item():
             self._consecutive_skips = 0
             return True
@@ -275,6 +296,20 @@ class RateDistortionModule(LightningModule):
                 logger.log_image(key=f"val_images/{name}", images=[str(path)], step=self.global_step)
 
 
+#: The terms the realism weight multiplies in the total (stage 3: beta), in the order they are added.
+REALISM_TERMS = ("perceptual", "adversarial")
+
+
+def total_loss(terms: dict[str, Tensor], realism_weight: float) -> Tensor:
+    """``distortion + rate + realism_weight * (perceptual + adversarial)``, of the realism terms present
+    (paper, eq. 7; stages 1-2 have weight 1 and no adversarial term)."""
+    total = terms["distortion"] + terms["rate"]
+    realism = [terms[name] for name in REALISM_TERMS if name in terms]
+    if realism:
+        total = total + realism_weight * sum(realism[1:], realism[0])
+    return total
+
+
 def compile_units(module: torch.nn.Module | None) -> list[torch.nn.Module]:
     """The modules ``torch.compile`` compiles for ``module``: its ``compile_units()`` where it has
     them, else the module itself (none for None)."""
@@ -286,6 +321,16 @@ def compile_units(module: torch.nn.Module | None) -> list[torch.nn.Module]:
 def instantiate_optional(cfg: dict[str, Any] | None) -> Any:
     """``instantiate(cfg)``, or None for a missing config or one with ``_target_: null`` (a "none" option)."""
     return instantiate(cfg) if cfg and cfg.get("_target_") is not None else None
+
+
+def instantiate_as(cfg: dict[str, Any] | None, interface: type[Built], option: str, optional: bool = False) -> Any:
+    """``instantiate(cfg)`` (``instantiate_optional(cfg)`` where ``optional``), which must be an ``interface``;
+    ``option`` names the config group in the error."""
+    built = instantiate_optional(cfg) if optional else instantiate(cfg)
+    if not isinstance(built, interface) and not (optional and built is None):
+        kind = type(built)
+        raise ConfigError(f"{option}: {kind.__module__}.{kind.__qualname__} is not a {interface.__qualname__}")
+    return built
 
 
 def _grid_name(q: float | None, beta: float | None) -> str:

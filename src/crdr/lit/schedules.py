@@ -1,16 +1,35 @@
 """Per-iteration samplers for the realism weight beta and the rate level q.
 
-Every sampler has ``sample(step, generator) -> float``; ``step`` is the generator iteration and all
-randomness comes from torch ops on the given ``torch.Generator`` (reproducible runs). The official recipe
-draws one q and one beta per batch: q uniform over the integer levels {0..4}, beta uniform over the
-101-point grid {5.12 i / 100}.
+Every sampler is a :class:`QSchedule` (conf/q_schedule) or a :class:`BetaSchedule` (conf/beta_schedule)
+with ``sample(step, generator) -> float``; ``step`` is the generator iteration and all randomness comes
+from torch ops on the given ``torch.Generator`` (reproducible runs). The official recipe draws one q and
+one beta per batch: q uniform over the integer levels {0..4}, beta uniform over the 101-point grid
+{5.12 i / 100}.
 """
 
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 
 import torch
+
+
+class ConditionSchedule(ABC):
+    """Draws one value of a generator condition per training iteration."""
+
+    @abstractmethod
+    def sample(self, step: int, generator: torch.Generator) -> float:
+        """The value for generator iteration ``step`` (>= 0), non-negative; every random draw is taken
+        from ``generator``, which the caller seeds from (seed, step), so a resumed run draws the same."""
+
+
+class QSchedule(ConditionSchedule):
+    """Draws the rate level q of an iteration, at most the model's top level (fractions interpolate levels)."""
+
+
+class BetaSchedule(ConditionSchedule):
+    """Draws the realism weight beta of an iteration, at most the model's ``max_beta``."""
 
 
 def _uniform(generator: torch.Generator) -> float:
@@ -23,7 +42,7 @@ def _check_step(step: int) -> None:
         raise ValueError(f"step must be non-negative, got {step}")
 
 
-class DiscreteUniformBeta:
+class DiscreteUniformBeta(BetaSchedule):
     """beta = max_beta * i / num_steps with i uniform over {0, ..., num_steps} (paper / official)."""
 
     def __init__(self, max_beta: float = 5.12, num_steps: int = 100) -> None:
@@ -38,7 +57,7 @@ class DiscreteUniformBeta:
         return self.max_beta * i / self.num_steps
 
 
-class ContinuousUniformBeta:
+class ContinuousUniformBeta(BetaSchedule):
     """beta uniform on [0, max_beta]."""
 
     def __init__(self, max_beta: float = 5.12) -> None:
@@ -50,7 +69,7 @@ class ContinuousUniformBeta:
         return self.max_beta * _uniform(generator)
 
 
-class FixedBeta:
+class FixedBeta(BetaSchedule):
     """A constant beta (e.g. 2.56, the official validation value)."""
 
     def __init__(self, value: float = 2.56) -> None:
@@ -62,7 +81,7 @@ class FixedBeta:
         return self.value
 
 
-class LogUniformBeta:
+class LogUniformBeta(BetaSchedule):
     """0 with ``zero_probability``, else log-uniform on [min_beta, max_beta]."""
 
     def __init__(self, max_beta: float = 5.12, min_beta: float = 0.01, zero_probability: float = 0.1) -> None:
@@ -80,7 +99,7 @@ class LogUniformBeta:
         return min(math.exp(lo + (hi - lo) * u), self.max_beta)
 
 
-class EndWeightedBeta:
+class EndWeightedBeta(BetaSchedule):
     """With ``end_probability`` one of the ends {0, max_beta} (equally likely), else uniform on [0, max_beta]."""
 
     def __init__(self, max_beta: float = 5.12, end_probability: float = 0.5) -> None:
@@ -97,7 +116,7 @@ class EndWeightedBeta:
         return self.max_beta * u
 
 
-class CurriculumBeta:
+class CurriculumBeta(BetaSchedule):
     """Uniform on [0, m(step)], m rising linearly from ``start_max_beta`` to ``max_beta`` over ``ramp_steps``."""
 
     def __init__(self, max_beta: float = 5.12, start_max_beta: float = 0.0, ramp_steps: int = 100000) -> None:
@@ -120,7 +139,7 @@ class CurriculumBeta:
         return self.upper(step) * _uniform(generator)
 
 
-class UniformLevelQ:
+class UniformLevelQ(QSchedule):
     """Integer rate level uniform over {0, ..., num_levels - 1}, returned as float (paper / official)."""
 
     def __init__(self, num_levels: int = 5) -> None:
@@ -132,7 +151,7 @@ class UniformLevelQ:
         return float(torch.randint(0, self.num_levels, (), generator=generator))
 
 
-class ContinuousQ:
+class ContinuousQ(QSchedule):
     """q uniform on [0, max_q] (fractional levels use the interpolated channel attention)."""
 
     def __init__(self, max_q: float = 4.0) -> None:
@@ -144,7 +163,7 @@ class ContinuousQ:
         return self.max_q * _uniform(generator)
 
 
-class FixedQ:
+class FixedQ(QSchedule):
     """A constant q."""
 
     def __init__(self, value: float) -> None:
@@ -157,6 +176,8 @@ class FixedQ:
 
 
 __all__ = [
+    "BetaSchedule",
+    "ConditionSchedule",
     "ContinuousQ",
     "ContinuousUniformBeta",
     "CurriculumBeta",
@@ -165,5 +186,6 @@ __all__ = [
     "FixedBeta",
     "FixedQ",
     "LogUniformBeta",
+    "QSchedule",
     "UniformLevelQ",
 ]

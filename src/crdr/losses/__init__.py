@@ -11,7 +11,7 @@ from crdr.losses.adversarial import (
 )
 from crdr.losses.distortion import MseLoss
 from crdr.losses.perceptual import LpipsLoss
-from crdr.losses.rate import HificRateLoss, LambdaRateLoss
+from crdr.losses.rate import HificRateLoss, LambdaRateLoss, RateLoss
 
 __all__ = [
     "GanLoss",
@@ -24,5 +24,6 @@ __all__ = [
     "MseLoss",
     "RGanLoss",
     "RaGanLoss",
+    "RateLoss",
     "VanillaGanLoss",
 ]

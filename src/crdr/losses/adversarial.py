@@ -16,19 +16,25 @@ class GanLoss(nn.Module):
 
     - fake (G side): D(x_hat) with gradient to the generator.
     - reference: D(reference image) logits, detached by the caller; used only when ``relativistic``.
-      With ``high_rate_reference`` the reference image is the reconstruction at level q+1 (the real image
-      at the top level); otherwise it is the real image.
+      With a ``reference_rate_delta`` (HRRGAN) the reference image is the reconstruction at level
+      q + reference_rate_delta (the real image beyond the top level); otherwise it is the real image.
     - real, fake (D side): D(x) and D(x_hat.detach()).
     """
 
     relativistic: bool = False
-    high_rate_reference: bool = False
+    #: None: the reference image is the real one; else the reconstruction this many rate levels higher.
+    reference_rate_delta: float | None = None
 
     def __init__(self, weight: float = 1.0) -> None:
         super().__init__()
         if weight < 0:
             raise ValueError(f"weight must be non-negative, got {weight}")
         self.weight = float(weight)
+
+    @property
+    def high_rate_reference(self) -> bool:
+        """Whether the reference image is a higher-rate reconstruction (``reference_rate_delta`` is set)."""
+        return self.reference_rate_delta is not None
 
     def generator_loss(self, fake: Tensor, reference: Tensor | None = None) -> Tensor:
         """Weighted G adversarial term (scalar)."""
@@ -125,8 +131,15 @@ class RaGanLoss(GanLoss):
 
 class HrrGanLoss(RGanLoss):
     """High-rate-reference RGAN (the CRDR paper's HRRGAN): RGAN formulas, but the caller passes as
-    ``reference`` the logits of the reconstruction at rate level q+1 (the real image's at the top level).
-    The D update still uses the real image.
+    ``reference`` the logits of the reconstruction at rate level q + ``reference_rate_delta`` (paper: 1;
+    the real image's beyond the top level). The D update still uses the real image.
     """
 
-    high_rate_reference = True
+    def __init__(self, weight: float = 1.0, reference_rate_delta: float = 1.0) -> None:
+        super().__init__(weight)
+        if not reference_rate_delta > 0:
+            raise ValueError(f"reference_rate_delta must be positive, got {reference_rate_delta}")
+        self.reference_rate_delta = float(reference_rate_delta)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, reference_rate_delta={self.reference_rate_delta}"

@@ -1,7 +1,8 @@
-"""Rate losses on bits per pixel: HiFiC-style target switching, and a plain lambda per level."""
+"""Rate losses on bits per pixel (:class:`RateLoss`): HiFiC-style target switching, and a plain lambda per level."""
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
 from torch import Tensor
@@ -29,7 +30,22 @@ def _level_index(level: int | None, num_levels: int) -> int:
     return index
 
 
-class HificRateLoss:
+class RateLoss(ABC):
+    """``lambda * mean(bpp)`` of a batch, lambda chosen per rate level and, where the loss has targets,
+    by the batch's rounded rate (conf/rate_loss)."""
+
+    @property
+    @abstractmethod
+    def num_levels(self) -> int | None:
+        """Number of rate levels with their own lambda, or None for one lambda at every level."""
+
+    @abstractmethod
+    def __call__(self, bpp: Tensor, qbpp: Tensor, level: int | None = None) -> Tensor:
+        """bpp: (B,) noisy, differentiable; qbpp: (B,) (or the global batch's (1,) mean) rounded-latent bpp,
+        detached; level: the batch's integer rate level (None for a model without levels) -> scalar."""
+
+
+class HificRateLoss(RateLoss):
     """HiFiC rate loss: ``lambda * mean(bpp)``, lambda = lambda_a if mean(qbpp) > target else lambda_b.
 
     Either all scalars (stage 1; ``level`` is ignored) or per-level lists (stages 2 and 3, indexed by the
@@ -84,7 +100,7 @@ class HificRateLoss:
         return f"HificRateLoss(lambda_a={self.lambda_a}, lambda_b={self.lambda_b}, target={self.target})"
 
 
-class LambdaRateLoss:
+class LambdaRateLoss(RateLoss):
     """``lambda * mean(bpp)`` with one lambda, or one per rate level (official stage 3, where every
     HiFiC target is 0 so lambda_a[q] always applies)."""
 
@@ -96,6 +112,7 @@ class LambdaRateLoss:
 
     @property
     def num_levels(self) -> int | None:
+        """Number of rate levels, or None for the single-lambda version."""
         return len(self.lmbda_values) if self.per_level else None
 
     def lmbda(self, level: int | None = None) -> float:
