@@ -9,7 +9,7 @@ max allocated) and the ratio to the official code's figures (../shared/reference
 BASELINE.md; 2-core CPU, stage 3, batch 8: ~32 s per step, 8.2 GB peak). Each ``--variants``
 entry (fp32, bf16, channels_last, fused, compile, joined with +) runs in this process after the
 first, and its speed is printed as a ratio to the first (the fp32 eager baseline). ``--tiny``
-shrinks the networks to the golden_tiny widths and the crops to 64x64: what is left of the step is
+shrinks the networks to the golden_tiny widths (``widths=tiny``) and the crops to 64x64: what is left of the step is
 its host overhead (operator dispatch, Python, Lightning), which bounds the step on a GPU.
 Usage: python bench/train_step.py [--experiment crdr_stage3] [--batch 8] [--steps 3] [--tiny]
        [--device cpu|cuda] [--threads N] [--variants fp32,bf16,channels_last,bf16+channels_last]
@@ -38,8 +38,6 @@ from crdr.config import config_dir
 from crdr.package_data import demo_images
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "experiments"))  # experiments/recipe.py: the tiny widths of the recipes
-from recipe import tiny_width_overrides  # noqa: E402
 
 VARIANTS = {
     "fp32": [],
@@ -161,7 +159,7 @@ def run_variant(
             *extra,
         ]
         if args.tiny:
-            overrides += tiny_width_overrides(overrides)
+            overrides.append("widths=tiny")  # conf/widths/tiny.yaml: golden_tiny widths of model and discriminator
         with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
             cfg = compose("train", overrides=overrides, return_hydra_config=True)
         with open_dict(cfg):

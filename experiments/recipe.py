@@ -6,8 +6,9 @@ printed as the ``crdr-train`` / ``crdr evaluate`` command line it runs (``dry_ru
 to copy into a cluster script), so a recipe documents itself. Every step resumes: a rerun skips
 finished evaluation points, and training resumes from ``last.ckpt`` (``ckpt_path=auto``).
 
-Tiny mode (``tiny_images``: a folder of a few images, by default the package's demo images) shrinks
-the model to the widths of the official golden_tiny model, trains 2 iterations on 64 px crops, evaluates
+Tiny mode (``tiny_images``: a folder of a few images, by default the package's demo images) trains with
+``debug=tiny`` (conf/debug/tiny.yaml: the model at the widths of the official golden_tiny model, 2
+iterations on 64 px crops), evaluates
 (by default the shipped crdr-tiny) on 256 px crops with random metric backbones (labelled as such in
 every result) and two rate points.
 """
@@ -24,31 +25,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
 
-from crdr.config import config_dir
 from crdr.evaluation.names import PAPER_BETA, PAPER_Q
 from crdr.evaluation.plots import load_results, official_results, plot_rd_curves
 from crdr.io.files import IMAGE_SUFFIXES, expand_paths, write_text_atomic
 from crdr.io.images import read_image, write_image
 from crdr.package_data import DEMO_IMAGE_DIR
-
-#: Model widths of the official golden_tiny checkpoint; applied to the keys a model config has.
-TINY_MODEL_WIDTHS: dict[str, int | list[int]] = {
-    "encoder.channels": 12,
-    "encoder.latent_channels": 20,
-    "encoder.mid_channels": 6,
-    "decoder.channels": 16,
-    "decoder.mid_channels": 8,
-    "decoder.beta_channels": 32,
-    "hyper_channels": 12,
-    "hyperencoder.conv1_out": 20,
-    "hyperencoder.conv2_out": 16,
-    "hyperdecoder.conv1_out": 12,
-    "hyperdecoder.conv2_out": 16,
-    "context_model.hidden": [10, 8],
-}
 
 
 def override_value(value: object) -> str:
@@ -56,52 +38,10 @@ def override_value(value: object) -> str:
     return "[" + ",".join(map(str, value)) + "]" if isinstance(value, list | tuple) else str(value)
 
 
-def lookup(cfg: Mapping, dotted: str) -> object:
-    """``cfg["a"]["b"]`` for ``"a.b"``, or None where a key is missing."""
-    node: object = cfg
-    for key in dotted.split("."):
-        if not isinstance(node, Mapping):
-            return None
-        node = node.get(key)
-    return node
-
-
 def results_note(table: pd.DataFrame) -> str:
     """The distinct ``note`` entries of result rows (e.g. that random backbones were used), joined."""
     notes = set(table["note"].dropna()) - {""} if "note" in table.columns else set()
     return "; ".join(sorted(map(str, notes)))
-
-
-def tiny_width_overrides(overrides: Sequence[str]) -> list[str]:
-    """``crdr-train`` overrides that shrink the model (and discriminator) of the run given by
-    ``overrides`` to tiny widths; the widths are applied to the keys the composed model config has."""
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        full = compose("train", overrides=list(overrides), return_hydra_config=True)
-    model = OmegaConf.to_container(full.model)
-    tiny = [f"model.{k}={override_value(v)}" for k, v in TINY_MODEL_WIDTHS.items() if lookup(model, k) is not None]
-    if full.get("discriminator", {}).get("channels") is not None:
-        tiny.append("discriminator.channels=4")
-    return tiny
-
-
-def tiny_train_overrides(overrides: Sequence[str], images: Path) -> list[str]:
-    """``crdr-train`` overrides that shrink the run given by ``overrides`` to tiny widths on ``images``:
-    2 iterations of batch 2 on 64 px crops on the CPU, validated at the end, no demo images."""
-    return [
-        *tiny_width_overrides(overrides),
-        "data=bundled",
-        f"data.train_dirs=[{images}]",
-        f"data.val_dirs=[{images}]",
-        "data.crop_size=64",
-        "data.batch_size=2",
-        "perceptual_loss.random_backbone=true",
-        "trainer.accelerator=cpu",
-        "trainer.max_steps=2",
-        "trainer.val_check_interval=2",
-        "trainer.log_every_n_steps=1",
-        "trainer.enable_progress_bar=false",
-        "demo_images=[]",
-    ]
 
 
 def _tool(name: str) -> str:
@@ -144,9 +84,9 @@ class Recipe:
             env["CRDR_DATA_ROOT"] = str(self.data_root)
         subprocess.run([_tool(tool), *args], check=True, env=env)
 
-    def _scale_overrides(self, train: Sequence[str], single_run: bool) -> list[str]:
-        if self.tiny:
-            return tiny_train_overrides(train, self.tiny_images)
+    def _scale_overrides(self, single_run: bool) -> list[str]:
+        if self.tiny:  # conf/debug/tiny.yaml on the tiny-mode images
+            return ["debug=tiny", f"data.train_dirs=[{self.tiny_images}]", f"data.val_dirs=[{self.tiny_images}]"]
         if self.gpus > 1 and single_run:
             if 8 % self.gpus:
                 raise ValueError(f"the paper's global batch of 8 does not split over {self.gpus} GPUs")
@@ -159,7 +99,7 @@ class Recipe:
 
     def train(self, run_dir: Path, overrides: Sequence[str]) -> Path:
         """One ``crdr-train`` run into ``run_dir`` (one job of the launcher, if any); returns its last checkpoint."""
-        overrides = [*overrides, *self._scale_overrides(overrides, single_run=True)]
+        overrides = [*overrides, *self._scale_overrides(single_run=True)]
         if launcher := self._launcher():  # a one-job sweep: the launcher waits for it to finish
             gpus = [f"hydra.launcher.gpus_per_node={self.gpus}", f"hydra.launcher.tasks_per_node={self.gpus}"]
             launcher += gpus if self.launcher == "slurm" else []
@@ -170,7 +110,7 @@ class Recipe:
 
     def sweep(self, sweep_dir: Path, overrides: Sequence[str], group: str, options: Sequence[str]) -> dict[str, Path]:
         """A ``crdr-train -m`` sweep of config ``group`` over ``options``; returns each option's exported generator."""
-        scale = self._scale_overrides(overrides, single_run=False)
+        scale = self._scale_overrides(single_run=False)
         sweep = [f"{group}={','.join(options)}", f"hydra.sweep.dir={sweep_dir}"]
         subdir = f"hydra.sweep.subdir=${{hydra:runtime.choices.{group}}}"
         self.run("crdr-train", ["-m", *self._launcher(), *overrides, *scale, *sweep, subdir])

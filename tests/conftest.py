@@ -1,9 +1,9 @@
-"""Shared fixtures: the real model configs shrunk to tiny widths, and real Kodak images."""
+"""Shared fixtures: the real configs shrunk by conf/widths/tiny.yaml and conf/debug/tiny.yaml, and real Kodak
+images."""
 
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -13,14 +13,11 @@ from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
-from crdr.config import build_generator, compose_model_config, config_dir
+from crdr.config import build_generator, config_dir, resolve
 from crdr.io.images import read_image, write_image
-from crdr.package_data import DEMO_IMAGE_DIR, demo_images
+from crdr.package_data import demo_images
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "experiments"))  # experiments/recipe.py: the tiny widths of the recipes
-from recipe import TINY_MODEL_WIDTHS, lookup, override_value  # noqa: E402
-from recipe import tiny_train_overrides as recipe_tiny_overrides  # noqa: E402
 
 # One intra-op thread per xdist worker: OpenMP threads of several workers sharing the same cores
 # spin against each other and slow the suite down several-fold.
@@ -38,10 +35,9 @@ PIXEL_TOLERANCE = 1e-5
 
 
 def tiny_config(name: str = "crdr") -> dict:
-    """``conf/model/<name>.yaml`` composed with Hydra and shrunk to tiny widths (those of golden_tiny)."""
-    full = compose_model_config(name)
-    overrides = [f"{k}={override_value(v)}" for k, v in TINY_MODEL_WIDTHS.items() if lookup(full, k) is not None]
-    return compose_model_config(name, overrides)
+    """``conf/model/<name>.yaml`` as ``crdr-train model=<name> widths=tiny`` composes it: at golden_tiny widths."""
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        return resolve(compose("train", overrides=[f"model={name}", "widths=tiny"]).model)
 
 
 def tiny_model(name: str = "crdr", seed: int = 0):
@@ -74,9 +70,9 @@ def golden() -> dict:
 
 
 def tiny_train_overrides(experiment: str = "stage3_from_scratch") -> list[str]:
-    """``crdr-train`` overrides that run ``experiment`` from scratch at tiny widths on the bundled images."""
-    base = [f"experiment={experiment}", "init_from=null"]
-    return [*base, *recipe_tiny_overrides(base, DEMO_IMAGE_DIR)]
+    """``crdr-train`` overrides that run ``experiment`` from scratch shrunk by ``debug=tiny`` (golden_tiny widths,
+    2 iterations on 64 px crops of the bundled images)."""
+    return [f"experiment={experiment}", "init_from=null", "debug=tiny"]
 
 
 def train_config(

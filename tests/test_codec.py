@@ -12,7 +12,7 @@ import torch
 
 from conftest import GOLDEN_TINY, LATENT_TOLERANCE, PIXEL_TOLERANCE, tiny_model
 from crdr import load_model
-from crdr.codec import Bitstream, BitstreamError, Codec
+from crdr.codec import Bitstream, BitstreamError, Codec, bits_per_pixel
 from crdr.codec.codec import entropy_parameters_for
 from crdr.codec.target_rate import compress_to_bpp
 from crdr.io.errors import ConfigError
@@ -214,7 +214,13 @@ def test_target_bpp_search_hits_the_rate(codec, kodak):
     assert result.bpp <= target
     assert result.bpp == pytest.approx(target, rel=0.03)
     assert 1.0 < result.q < 3.0
-    assert len(result.data) * 8 / pixels == result.bpp
+    assert len(result.data) * 8 / pixels == result.bpp == bits_per_pixel(len(result.data), *x.shape[-2:])
+
+
+def test_bits_per_pixel_counts_eight_bits_per_byte_over_the_pixels():
+    assert bits_per_pixel(12, 4, 6) == 4.0
+    assert bits_per_pixel(0, 3, 5) == 0.0
+    assert bits_per_pixel(5, 3, 7) == 40 / 21  # one division: the value the CSVs always had
 
 
 def test_single_rate_models_code_without_q(kodak):

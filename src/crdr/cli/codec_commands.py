@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from crdr.codec import Bitstream, BitstreamError, Codec
+from crdr.codec import Bitstream, BitstreamError, Codec, bits_per_pixel
 from crdr.codec.container import MAX_STREAM_BYTES
 from crdr.codec.target_rate import compress_to_bpp
 from crdr.io.files import IMAGE_SUFFIXES, expand_paths, writable_dir, write_bytes_atomic, write_csv_atomic
@@ -73,7 +73,7 @@ def run_compress(args: argparse.Namespace) -> int:
                 h,
                 w,
                 len(data),
-                f"{len(data) * 8 / (h * w):.6f}",
+                f"{bits_per_pixel(len(data), h, w):.6f}",
                 "" if q is None else f"{q:.6g}",
                 f"{seconds:.3f}",
             ]

@@ -153,7 +153,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
 
 def compress_demo(generator, cfg: DictConfig, folder: Path) -> None:
     """Compresses ``cfg.demo_images`` at ``demo_q`` and decodes each stream at ``demo_betas``."""
-    from crdr.codec import Codec
+    from crdr.codec import Codec, bits_per_pixel
 
     codec = Codec(generator)
     q = cfg.demo_q if generator.num_rate_levels is not None else None
@@ -165,7 +165,7 @@ def compress_demo(generator, cfg: DictConfig, folder: Path) -> None:
         for beta, decoded in zip(betas, codec.decompress_many(data, betas), strict=True):
             name = path.stem if beta is None else f"{path.stem}_beta{beta:g}"
             write_image(decoded, folder / f"{name}.png")
-        bpp = len(data) * 8 / (image.shape[-1] * image.shape[-2])
+        bpp = bits_per_pixel(len(data), *image.shape[-2:])
         log.info("demo: %s -> %d bytes (%.3f bpp)", path.name, len(data), bpp)
 
 

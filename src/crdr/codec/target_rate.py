@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from torch import Tensor
 
 from crdr.codec.codec import Codec
+from crdr.codec.rate import bits_per_pixel
 
 
 @dataclass(frozen=True)
@@ -27,11 +28,11 @@ def compress_to_bpp(
         raise ValueError("target bit rates need a variable-rate model (this one has a single rate)")
     if not target_bpp > 0:
         raise ValueError(f"target bpp must be positive, got {target_bpp}")
-    pixels = image.shape[-2] * image.shape[-1]
+    height, width = image.shape[-2:]
 
     def attempt(q: float) -> RateSearchResult:
         data = codec.compress(image, q)
-        return RateSearchResult(data, q, len(data) * 8 / pixels)
+        return RateSearchResult(data, q, bits_per_pixel(len(data), height, width))
 
     low, high = 0.0, float(levels - 1)
     best = attempt(low)

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
-from crdr.codec import Codec
+from crdr.codec import Codec, bits_per_pixel
 from crdr.io.images import from_uint8, read_image, to_uint8
 from crdr.metrics.image import ms_ssim, psnr_8bit
 
@@ -52,10 +52,9 @@ class Reconstruction:
 
 
 def _row(name: str, codec: str, q, beta, size: int, x: Tensor, x_hat: Tensor) -> Reconstruction:
-    pixels = x.shape[-2] * x.shape[-1]
     return Reconstruction(
-        name, codec, q, beta, size, 8 * size / pixels, psnr_8bit(x, x_hat).item(), ms_ssim(x, x_hat).item(),
-        laplacian_energy(x_hat), laplacian_energy(x),
+        name, codec, q, beta, size, bits_per_pixel(size, *x.shape[-2:]),
+        psnr_8bit(x, x_hat).item(), ms_ssim(x, x_hat).item(), laplacian_energy(x_hat), laplacian_energy(x),
     )  # fmt: skip
 
 

@@ -12,7 +12,7 @@ from typing import Any
 from torch import Tensor
 from tqdm import tqdm
 
-from crdr.codec import Codec
+from crdr.codec import Codec, bits_per_pixel
 from crdr.evaluation.shards import PooledInputs
 from crdr.evaluation.suite import MetricSuite, mean
 from crdr.io.files import write_bytes_atomic, write_csv_atomic, write_text_atomic
@@ -125,7 +125,7 @@ def image_row(dataset: str, name: str, x: Tensor, q: float | None, beta: float |
         "quality": q,
         "beta": beta,
         "bytes": size,
-        "bpp": size * 8 / (height * width),
+        "bpp": bits_per_pixel(size, height, width),
     }
 
 

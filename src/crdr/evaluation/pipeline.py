@@ -13,7 +13,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
-from crdr.codec import Codec
+from crdr.codec import Codec, bits_per_pixel
 from crdr.codec.codec import entropy_parameters_for
 from crdr.evaluation.grid import SUMMARY_FILE, evaluate_grid
 from crdr.evaluation.names import OFFICIAL_DATASETS
@@ -115,7 +115,7 @@ def reconstruction_grid(
     images, bpp = {}, {}
     for q in map(float, qs):
         data = codec.compress(x, q)
-        bpp[q] = len(data) * 8 / (x.shape[-1] * x.shape[-2])
+        bpp[q] = bits_per_pixel(len(data), *x.shape[-2:])
         for beta, decoded in zip(betas, codec.decompress_many(data, betas), strict=True):
             images[(q, beta)] = decoded
     return images, bpp
