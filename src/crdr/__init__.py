@@ -6,9 +6,10 @@ The names below are imported on first use, so light commands (``crdr data``) sta
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 from typing import Any
 
-__version__ = "0.1.0"
+__version__ = importlib.metadata.version("crdr")  # one source: pyproject.toml
 
 _EXPORTS = {
     "CheckpointError": "crdr.loading.checkpoints",

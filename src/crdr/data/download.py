@@ -9,6 +9,7 @@ fails its check is deleted, never kept under its final name.
 from __future__ import annotations
 
 import http.client
+import importlib.metadata
 import os
 import re
 import urllib.error
@@ -16,7 +17,6 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from crdr import __version__
 from crdr.io.files import CHUNK_BYTES, sha256_file
 
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
@@ -44,7 +44,7 @@ def check_file(path: Path, size: int | None, sha256: str | None) -> str | None:
 
 
 def _open(url: str, offset: int, timeout: float) -> http.client.HTTPResponse:
-    headers = {"User-Agent": f"crdr/{__version__}"}
+    headers = {"User-Agent": f"crdr/{importlib.metadata.version('crdr')}"}
     if offset:
         headers["Range"] = f"bytes={offset}-"
     return urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout)
