@@ -19,7 +19,7 @@ from PIL import Image
 from torch import Tensor
 
 from crdr.codec import Codec, bits_per_pixel
-from crdr.io.images import from_uint8, read_image, to_uint8
+from crdr.io.images import from_uint8, quantize_8bit, read_image, to_uint8
 from crdr.metrics.image import ms_ssim, psnr_8bit
 
 #: ITU-R BT.601 luma weights of R, G, B.
@@ -30,7 +30,7 @@ _LAPLACIAN = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]])
 def laplacian_energy(x: Tensor) -> float:
     """Mean |Laplacian| of the luma of the 8-bit rounding of x (1, 3, H, W) on [0, 1], on the 0..255
     scale: the high-frequency energy (texture, grain) that blurry reconstructions lose."""
-    pixels = (x.detach().float().clamp(0, 1) * 255).round()
+    pixels = quantize_8bit(x.float())
     luma = sum(w * pixels[:, c : c + 1] for c, w in enumerate(_LUMA))
     return F.conv2d(luma, _LAPLACIAN.view(1, 1, 3, 3)).abs().mean().item()
 

@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 
 from crdr.io.errors import ConfigError
+from crdr.io.images import quantize_8bit
 from crdr.metrics import Dists, FidKid, InceptionFeatures, Lpips, ms_ssim, psnr_8bit
 from crdr.metrics.inception import FID_NETWORKS, INCEPTION_FILES, NETWORK_LABELS
 from crdr.metrics.lpips import BACKBONE_FILES
@@ -116,8 +117,9 @@ class MetricSuite:
 
     def to_8bit(self, x_hat: Tensor) -> Tensor:
         """x_hat in [0, 1] as the 8-bit image a user gets (values k / 255), per ``reconstruction_8bit``."""
-        scaled = x_hat.clamp(0, 1) * 255
-        return (torch.round(scaled) if self.config.reconstruction_8bit == "round" else torch.floor(scaled)) / 255
+        if self.config.reconstruction_8bit == "round":
+            return quantize_8bit(x_hat) / 255
+        return torch.floor(x_hat.clamp(0, 1) * 255) / 255
 
     @torch.no_grad()
     def score(self, x: Tensor, x_hat: Tensor) -> dict[str, float]:

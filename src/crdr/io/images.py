@@ -76,6 +76,12 @@ def from_uint8(array: np.ndarray) -> Tensor:
     return torch.from_numpy(array).permute(2, 0, 1)[None].float() / 255.0
 
 
+def quantize_8bit(x: Tensor) -> Tensor:
+    """[0, 1] floats (unclamped allowed) -> the 8-bit values ``round(clamp(x, 0, 1) * 255)``, as float: the one
+    8-bit rounding of the package (PSNR, Inception inputs, written images, the Laplacian of the controls)."""
+    return (x.detach().clamp(0, 1) * 255).round()
+
+
 def to_uint8(x: Tensor) -> np.ndarray:
     """(1, 3, H, W) or (3, H, W) in [0, 1] -> (H, W, 3) uint8, rounded (not truncated)."""
     x = x.detach().cpu()
@@ -83,7 +89,7 @@ def to_uint8(x: Tensor) -> np.ndarray:
         if x.shape[0] != 1:
             raise ValueError(f"expected one image, got a batch of {x.shape[0]}")
         x = x[0]
-    return (x.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+    return quantize_8bit(x).to(torch.uint8).permute(1, 2, 0).numpy()
 
 
 def write_image(x: Tensor, path: PathLike) -> Path:

@@ -6,6 +6,8 @@ import torch
 from pytorch_msssim import ms_ssim as _pytorch_ms_ssim
 from torch import Tensor
 
+from crdr.io.images import quantize_8bit
+
 #: MS-SSIM with the default 11x11 window and 5 scales needs both sides > (11 - 1) * 2**4 = 160.
 MS_SSIM_MIN_SIDE = 161
 
@@ -15,11 +17,6 @@ def _check_pair(x: Tensor, x_hat: Tensor) -> None:
         raise ValueError(f"shape mismatch: x {tuple(x.shape)} vs x_hat {tuple(x_hat.shape)}")
     if x.dim() != 4 or x.shape[1] != 3:
         raise ValueError(f"expected (B, 3, H, W) images, got {tuple(x.shape)}")
-
-
-def quantize_8bit(x: Tensor) -> Tensor:
-    """[0, 1] floats (unclamped allowed) -> the 8-bit values ``round(clamp(x, 0, 1) * 255)``, as float."""
-    return (x.detach().clamp(0, 1) * 255).round()
 
 
 @torch.no_grad()

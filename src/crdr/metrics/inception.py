@@ -18,6 +18,7 @@ import torch
 from torch import Tensor, nn
 from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 
+from crdr.io.images import quantize_8bit
 from crdr.metrics.weights import FIDELITY_INCEPTION_FILE, PYTORCH_FID_INCEPTION_FILE, pretrained_file
 
 #: ``network`` choices -> their weight file (its name in the torch hub cache) and its SHA-256 prefix.
@@ -25,11 +26,6 @@ INCEPTION_FILES = {"torch-fidelity": FIDELITY_INCEPTION_FILE, "pytorch-fid": PYT
 FID_NETWORKS: tuple[str, ...] = tuple(INCEPTION_FILES)
 #: How the scoring protocol names each network.
 NETWORK_LABELS = {"torch-fidelity": "torch-fidelity inception-v3-compat", "pytorch-fid": "pytorch-fid InceptionV3"}
-
-
-def to_uint8(x: Tensor) -> Tensor:
-    """[0, 1] floats (unclamped allowed) -> uint8 ``round(clamp(x, 0, 1) * 255)``, the input torch-fidelity expects."""
-    return (x.detach().clamp(0, 1) * 255).round().to(torch.uint8)
 
 
 class _UnloadedInception(FeatureExtractorInceptionV3):
@@ -121,7 +117,7 @@ class InceptionFeatures(nn.Module):
         if x.dim() != 4 or x.shape[1] != 3:
             raise ValueError(f"expected (B, 3, H, W) images, got {tuple(x.shape)}")
         device = next(self.net.parameters()).device
-        pixels = to_uint8(x).to(device)
+        pixels = quantize_8bit(x).to(torch.uint8).to(device)  # the uint8 input torch-fidelity expects
         if self.network == "pytorch-fid":  # its input: [0, 1] floats, as torchvision's ToTensor reads a PNG
             (pool,) = self.net(pixels.float() / 255)
             return pool.flatten(1)
