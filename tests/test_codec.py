@@ -73,6 +73,18 @@ def test_decoding_reproduces_the_eval_forward_bit_for_bit(codec, kodak, h, w):
     assert Bitstream.from_bytes(data).q == pytest.approx(2.3, abs=1e-6)
 
 
+def test_a_model_put_back_into_training_mode_codes_as_in_eval_mode(kodak):
+    """The codec's model is shared: training mode (no clamp, straight-through rounding) changes no byte or pixel."""
+    codec = Codec(load_model(CKPT))
+    x = kodak[0][:, :, :96, :80]
+    data = codec.compress(x, 3.5)
+    pixels = codec.decompress(data, 5.12)
+    codec.model.train()
+    assert codec.compress(x, 3.5) == data
+    assert torch.equal(codec.decompress(data, 5.12), pixels)
+    assert pixels.min() >= 0 and pixels.max() <= 1
+
+
 def test_file_size_matches_the_likelihood_estimate(codec, kodak):
     # At q >= 2 this random tiny model puts many symbols in the escape range, which the estimate
     # prices at the likelihood floor (about 30 bits) and rANS codes more cheaply.

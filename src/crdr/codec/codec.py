@@ -346,13 +346,14 @@ class Codec:
 
     def synthesize(self, y_hat: Tensor, stream: Bitstream, beta: Tensor | None) -> Tensor:
         """``model.synthesis`` of a parsed stream's y_hat at its q and size -> (1, 3, H, W) in [0, 1] on
-        the CPU; beta from ``model.beta_tensor``."""
+        the CPU; beta from ``model.beta_tensor``. Clamped here too, so the pixels stay the eval-mode ones
+        if the caller put the shared model back into training mode."""
         model = self.model
         q_t = None if stream.q is None else torch.tensor([stream.q], dtype=torch.float32, device=self.device)
         with self._stage("synthesis"), self._reproducible():
             framing = model.framing(stream.height, stream.width)
             x_hat = model.synthesis(y_hat.to(self.device), q_t, beta, framing, self.synthesis_dtype)
-            return x_hat.cpu()
+            return x_hat.clamp(0, 1).cpu()
 
 
 def _entropy_mismatch(stream_device: str | None, codec_device: str | None) -> str:
