@@ -1,8 +1,9 @@
 """crdr-tiny: a small CRDR trained on the CPU through the paper's three stages (stage 1 single-rate
 warm-up, stage 2 five ICA rate levels with per-level rate targets, stage 3 beta-conditioned decoder
-against one GVAE per rate level with HRRGAN), with the paper's losses, lambdas and rate targets (the
-stage-3 LPIPS weight x10 for its random backbone) and scaled-down widths (conf/model/crdr_tiny.yaml),
-128 px crops, iterations (2500 / 3000 / 2000) and LR milestones (conf/experiment/crdr_tiny_stage{1,2,3}.yaml).
+against one GVAE per rate level with HRRGAN), with the paper's losses, lambdas and rate targets (in
+stage 3 the LPIPS weight x10 for its random backbone and level 0's rate weight x2) and scaled-down
+widths (conf/model/crdr_tiny.yaml), 128 px crops, iterations (2500 / 3000 / 2000) and LR milestones
+(conf/experiment/crdr_tiny_stage{1,2,3}.yaml).
 Seed 0 (conf/train.yaml); every stage resumes exactly from its last.ckpt when rerun, so the run can be
 stopped and continued over several sessions.
 
@@ -13,8 +14,8 @@ offline). Writes OUT/stage{1,2,3}/ and the final OUT/stage3/generator.safetensor
 ``save_generator(..., kernel_dtype=torch.float16)`` turns into the shipped crdr-tiny (docs/models/crdr-tiny.md).
 
 Budget (AMD EPYC Zen 4 class, 2 cores, batch 8 of 128 px), measured in the shipped run: stage 1 0.43 s
-per iteration with two threads and 0.55 s with one, stage 2 0.56 s (one thread), stage 3 0.78 s (two
-threads): about 1.5 hours for the chain on an otherwise idle machine.
+per iteration with two threads and 0.55 s with one, stage 2 0.56 s (one thread), stage 3 0.68-0.9 s (two
+threads, sharing the cores): about 1.5 hours for the chain on an otherwise idle machine.
 """
 
 from __future__ import annotations
