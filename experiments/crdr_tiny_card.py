@@ -178,7 +178,7 @@ perceptual loss ran on a random AlexNet. What it shows:
   mean |Laplacian| by 5-6 % (the direction of more realism, but not visible in the grid). Stronger
   realism terms did not change that within a CPU budget: stage-3 runs with the LPIPS weight x30 or
   x100 and the GAN weight x10 or x100 moved beta 0's output as much as beta 5.12's and cost up to
-  1 dB. A random AlexNet's LPIPS seems to reward much what MSE rewards; a visible realism control
+  2 dB. A random AlexNet's LPIPS seems to reward much what MSE rewards; a visible realism control
   needs real LPIPS weights or a much longer adversarial stage 3.
 - It beats JPEG at q 0 and 1 (below about 0.2 bpp) and loses to it from about q 2 (0.29 bpp) up; WebP
   is better everywhere. Its FID/LPIPS are not comparable with published numbers.
