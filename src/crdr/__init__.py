@@ -6,10 +6,7 @@ The names below are imported on first use, so light commands (``crdr data``) sta
 from __future__ import annotations
 
 import importlib
-import importlib.metadata
 from typing import Any
-
-__version__ = importlib.metadata.version("crdr")  # one source: pyproject.toml
 
 _EXPORTS = {
     "CheckpointError": "crdr.loading.checkpoints",
@@ -26,6 +23,10 @@ __all__ = sorted(_EXPORTS)
 
 
 def __getattr__(name: str) -> Any:
+    if name == "__version__":  # one source, pyproject.toml; read on use (importlib.metadata costs ~30 ms to import)
+        from importlib.metadata import version
+
+        return version("crdr")
     if name not in _EXPORTS:
         raise AttributeError(f"module 'crdr' has no attribute {name!r}")
     return getattr(importlib.import_module(_EXPORTS[name]), name)
