@@ -2,8 +2,8 @@
 warm-up, stage 2 five ICA rate levels with per-level rate targets, stage 3 beta-conditioned decoder
 against one GVAE per rate level with HRRGAN), with the paper's losses, lambdas and rate targets (in
 stage 3 the LPIPS weight x10 for its random backbone and level 0's rate weight x2) and scaled-down
-widths (conf/model/crdr_tiny.yaml), 128 px crops, iterations (2500 / 3000 / 2000) and LR milestones
-(conf/experiment/crdr_tiny_stage{1,2,3}.yaml).
+widths (conf/model/crdr_tiny.yaml), 128 px crops in a random RGB order (conf/data/crdr_tiny.yaml),
+iterations (2500 / 3000 / 2000) and LR milestones (conf/experiment/crdr_tiny_stage{1,2,3}.yaml).
 Seed 0 (conf/train.yaml); every stage resumes exactly from its last.ckpt when rerun, so the run can be
 stopped and continued over several sessions.
 

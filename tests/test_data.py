@@ -181,6 +181,19 @@ def test_flip_follows_torch_rng(tree: Path) -> None:
     assert all(torch.equal(ImageFolderDataset([tree], crop_size=None, horizontal_flip=False)[0], src) for _ in range(8))
 
 
+def test_permute_channels_reorders_rgb_and_keeps_the_crop_stream(tree: Path) -> None:
+    plain = ImageFolderDataset([tree], crop_size=48)
+    permuted = ImageFolderDataset([tree], crop_size=48, permute_channels=True)
+    orders = set()
+    for seed in range(40):
+        x, y = plain[(2, seed)], permuted[(2, seed)]
+        # the same crop and flip, its channels in some order
+        order = next(p for p in itertools.permutations(range(3)) if torch.equal(y, x[list(p)]))
+        orders.add(order)
+    assert orders == set(itertools.permutations(range(3)))
+    assert torch.equal(permuted[(2, 5)], permuted[(2, 5)])
+
+
 def test_corrupt_file_error_names_it(tmp_path: Path) -> None:
     bad = tmp_path / "x.png"
     bad.write_bytes(np.random.default_rng(0).integers(0, 256, 512, dtype=np.uint8).tobytes())

@@ -64,7 +64,9 @@ class CroppedImages(Dataset[Tensor]):
     """Training items from any image source: ``_read(index)`` gives the whole image, this class crops.
 
     Items are float32 (3, crop_size, crop_size) tensors in [0, 1]: a uniformly random crop (a center crop
-    when ``random_crop=False``), horizontally flipped with probability 0.5 when ``horizontal_flip``.
+    when ``random_crop=False``), horizontally flipped with probability 0.5 when ``horizontal_flip``, its RGB
+    channels in a uniformly random order when ``permute_channels`` (not official: colour augmentation for
+    small training sets that lack some hues, e.g. crdr-tiny's photographs have no saturated greens).
     ``crop_size=None`` returns whole images (3, H, W). Images smaller than the crop are reflect-padded
     (``small_images="pad"``, the official behaviour) or bicubic-upsampled (``"upsample"``).
     ``max_images`` keeps the first images of the source only.
@@ -82,6 +84,7 @@ class CroppedImages(Dataset[Tensor]):
         random_crop: bool = True,
         skip_unreadable: bool = False,
         max_images: int | None = None,
+        permute_channels: bool = False,
     ) -> None:
         if max_images is not None and max_images <= 0:
             raise ValueError(f"max_images must be positive or None, got {max_images}")
@@ -95,6 +98,7 @@ class CroppedImages(Dataset[Tensor]):
         self.random_crop = random_crop
         self.skip_unreadable = skip_unreadable
         self.max_images = max_images
+        self.permute_channels = permute_channels
         self._reported: set[int] = set()
 
     def _read(self, index: int) -> Tensor:
@@ -136,6 +140,8 @@ class CroppedImages(Dataset[Tensor]):
             x = x[:, top : top + size, left : left + size]
         if self.horizontal_flip and torch.rand((), generator=generator).item() < 0.5:
             x = x.flip(-1)
+        if self.permute_channels:  # drawn last: the crop and flip streams match a run without it
+            x = x[torch.randperm(3, generator=generator)]
         return x.contiguous()
 
 
@@ -155,8 +161,11 @@ class ImageFolderDataset(CroppedImages):
         *,
         random_crop: bool = True,
         skip_unreadable: bool = False,
+        permute_channels: bool = False,
     ) -> None:
-        super().__init__(crop_size, small_images, horizontal_flip, random_crop, skip_unreadable, max_images)
+        super().__init__(
+            crop_size, small_images, horizontal_flip, random_crop, skip_unreadable, max_images, permute_channels
+        )
         self.roots = [Path(r) for r in as_str_list(roots)]
         if not self.roots:
             raise ValueError("no image roots given")
@@ -205,8 +214,11 @@ class TarShardDataset(CroppedImages):
         *,
         random_crop: bool = True,
         skip_unreadable: bool = False,
+        permute_channels: bool = False,
     ) -> None:
-        super().__init__(crop_size, small_images, horizontal_flip, random_crop, skip_unreadable, max_images)
+        super().__init__(
+            crop_size, small_images, horizontal_flip, random_crop, skip_unreadable, max_images, permute_channels
+        )
         if small_images == "skip":
             raise ValueError("small_images='skip' is not available for tar shards; use 'pad' or 'upsample'")
         self.reader = TarShardReader(as_str_list(shards))

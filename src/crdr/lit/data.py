@@ -48,6 +48,7 @@ class ImageDataModule(LightningDataModule):
         val_max_images: int | None = None,
         train_max_images: int | None = None,
         horizontal_flip: bool = True,
+        permute_channels: bool = False,
         seed: int = 0,
         train_shards: Sequence[str] | None = None,
         *,
@@ -74,6 +75,7 @@ class ImageDataModule(LightningDataModule):
         self.val_max_images = val_max_images
         self.train_max_images = train_max_images
         self.horizontal_flip = horizontal_flip
+        self.permute_channels = permute_channels
         self.seed = seed
         #: Training batches the training loop has taken so far (checkpointed).
         self.train_batches_consumed = 0
@@ -94,6 +96,7 @@ class ImageDataModule(LightningDataModule):
                 crop_size=self.crop_size,
                 small_images=self.small_images,
                 horizontal_flip=self.horizontal_flip,
+                permute_channels=self.permute_channels,
                 max_images=self.train_max_images,
                 skip_unreadable=True,
             )
