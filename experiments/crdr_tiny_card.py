@@ -191,6 +191,9 @@ perceptual loss ran on a random AlexNet. What it shows:
   q 4 (the one failed check). Its FID/LPIPS are not comparable with published numbers.
 
 Use it to see the mechanics, test pipelines and start fine-tunes; use the official weights for science.
+A fine-tune (`experiment=finetune_crdr_tiny`, the quickstart's) starts its GVAEs from scratch: only the
+generator ships (the five GVAEs would add 11.7 MB). Until they learn, which takes a few hundred
+iterations, nothing rewards beta's grain and its effect fades.
 """
 
 

@@ -9,6 +9,7 @@ from dataclasses import replace
 import pytest
 import torch
 from omegaconf import OmegaConf
+from PIL import Image
 
 from conftest import GOLDEN_TINY
 from crdr import load_model
@@ -18,7 +19,9 @@ from crdr.codec import Codec
 from crdr.config import config_dir
 from crdr.evaluation.grid import IMAGE_COLUMNS, SUMMARY_COLUMNS, evaluate_grid
 from crdr.evaluation.names import PAPER_BETA, PAPER_Q
+from crdr.evaluation.pipeline import grid_region
 from crdr.evaluation.suite import MetricConfig, MetricSuite
+from crdr.io.errors import ConfigError
 from crdr.io.images import read_image, write_image
 
 CKPT = GOLDEN_TINY / "official_ckpt.pth"
@@ -214,3 +217,55 @@ def test_random_backbones_are_seeded_and_a_resume_with_another_protocol_is_refus
     on_device = Codec(codec.model, entropy_parameters="device")  # streams only a device decoder reads
     with pytest.raises(ValueError, match="other entropy_parameters; use another output_dir"):
         evaluate_grid(on_device, images, [0.0, 4.0], [0.0], first, tmp_path, "crops", progress=False)
+
+
+def test_the_grid_shows_a_crop_of_the_first_image(crops, tmp_path):
+    first = read_image(sorted(crops.glob("*.png"))[0])
+    grid = grid_region(first, [16, 32, 128, 48], "a.png")
+    assert torch.equal(grid.image, first[..., 16:144, 32:80]) and grid.title == "a.png, rows 16-143, columns 32-79"
+    assert grid_region(first, None, "a.png").image is first
+    argv = [
+        "evaluate",
+        f"checkpoint={CKPT}",
+        f"dataset={crops}",
+        "grid.q=[0]",
+        "grid.beta=[0,5.12]",
+        "plots.grid_q=[0,4]",
+        "plots.grid_crop=[16,32,128,48]",
+        "metrics.lpips=false",
+        "metrics.dists=false",
+        "metrics.fid=false",
+        "progress=false",
+        f"output_dir={tmp_path}",
+    ]
+    assert main(argv) == 0
+    with Image.open(tmp_path / "grid.png") as picture:
+        width, height = picture.size
+    assert height > width  # 2 x 2 cells of the tall 128 x 48 crop, not of the wide 256 x 384 image
+
+
+@pytest.mark.parametrize(
+    ("box", "message"),
+    [
+        ([0, 0, 64], "must be \\[top, left, height, width\\]"),
+        ([0, 0, 64.5, 64], "must be \\[top, left, height, width\\]"),
+        ("0,0,64,64", "must be \\[top, left, height, width\\]"),
+        ([0, 0, 0, 64], "empty or outside a.png \\(384x256"),
+        ([200, 0, 64, 64], "empty or outside"),
+        ([0, -1, 64, 64], "empty or outside"),
+    ],
+)
+def test_a_bad_grid_crop_is_a_config_error(box, message):
+    with pytest.raises(ConfigError, match=message):
+        grid_region(torch.zeros(1, 3, 256, 384), box, "a.png")
+
+
+def test_a_bad_grid_crop_stops_evaluate_before_it_codes(crops, tmp_path, capsys):
+    argv = ["evaluate", f"checkpoint={CKPT}", f"dataset={crops}", f"output_dir={tmp_path}"]
+    argv.append("plots.grid_crop=[0,0,999,10]")
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    assert stop.value.code == 2
+    out = capsys.readouterr()
+    assert "plots.grid_crop=[0, 0, 999, 10] is empty or outside" in out.out + out.err
+    assert not (tmp_path / "results.csv").exists()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from crdr.evaluation.plots import load_results, official_results, plot_grid, plo
 from crdr.evaluation.shards import SHARD_FILE, SHARD_KEY, PooledInputs, Shard
 from crdr.evaluation.suite import MetricConfig, MetricSuite
 from crdr.evaluation.tracking import WandbGrid
+from crdr.io.errors import ConfigError
 from crdr.io.files import IMAGE_SUFFIXES, expand_paths, write_text_atomic
 from crdr.io.images import read_image
 from crdr.loading.model import load_model
@@ -45,6 +46,8 @@ def evaluate_dataset(cfg: DictConfig, folder: Path, official_name: str | None) -
     all_images = all_images[: cfg.max_images] if cfg.max_images else all_images
     shard = Shard(cfg.shard.index, cfg.shard.count)
     images = shard.select(all_images)
+    # The picture grid's input (the first image, or its plots.grid_crop), checked before the long evaluation.
+    grid_input = grid_region(read_image(all_images[0]), cfg.plots.grid_crop, all_images[0].name)
     output_dir = shard.folder(Path(cfg.output_dir))
     model = load_model(cfg.checkpoint, device="cpu")
     codec = Codec(
@@ -74,7 +77,7 @@ def evaluate_dataset(cfg: DictConfig, folder: Path, official_name: str | None) -
         run_extra={SHARD_KEY: {**asdict(shard), "images": [p.name for p in all_images]}} if shard.sharded else None,
         pooled=PooledInputs(output_dir) if shard.sharded else None,
     )
-    grid = _image_grid(codec, all_images[0], cfg, betas, output_dir / "grid") if images[0] == all_images[0] else []
+    grid = _image_grid(codec, grid_input, cfg, betas, output_dir / "grid") if images[0] == all_images[0] else []
     if shard.sharded:  # what the merge needs to report, written once the shard has finished its grid
         record = {"dataset": dataset, "official": official, "title": title, "grid": {"q": qs, "beta": betas}}
         write_text_atomic(output_dir / SHARD_FILE, json.dumps({**record, "config": config}, indent=2) + "\n")
@@ -121,9 +124,38 @@ def reconstruction_grid(
     return images, bpp
 
 
-def _image_grid(codec: Codec, path: Path, cfg: DictConfig, betas: list[float | None], output: Path) -> list[Path]:
+@dataclass(frozen=True)
+class GridInput:
+    """What the q x beta picture grid shows: ``image`` (1, 3, H, W) in [0, 1] and its title."""
+
+    image: Tensor
+    title: str
+
+
+def grid_region(image: Tensor, box: Sequence[int] | None, name: str) -> GridInput:
+    """The region ``box = [top, left, height, width]`` (pixels) of ``image`` (1, 3, H, W), or all of it for
+    None: a crop shown at its native size makes beta's texture visible. ConfigError for a box that is
+    not four integers, is empty or reaches outside the image."""
+    if box is None:
+        return GridInput(image, name)
+    values = list(box) if isinstance(box, Sequence) and not isinstance(box, str) else [box]
+    if len(values) != 4 or not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        raise ConfigError(f"plots.grid_crop must be [top, left, height, width] in pixels, got {values}")
+    top, left, height, width = values
+    full_height, full_width = image.shape[-2:]
+    if min(top, left) < 0 or min(height, width) < 1 or top + height > full_height or left + width > full_width:
+        raise ConfigError(
+            f"plots.grid_crop={values} is empty or outside {name} ({full_width}x{full_height}, width x height)"
+        )
+    region = image[..., top : top + height, left : left + width]
+    return GridInput(region, f"{name}, rows {top}-{top + height - 1}, columns {left}-{left + width - 1}")
+
+
+def _image_grid(
+    codec: Codec, grid_input: GridInput, cfg: DictConfig, betas: list[float | None], output: Path
+) -> list[Path]:
     """The q x beta reconstructions of one image from real bitstreams (realism control at a glance)."""
     if None in betas or codec.model.num_rate_levels is None:
         return []
-    images, bpp = reconstruction_grid(codec, read_image(path), cfg.plots.grid_q, betas)
-    return plot_grid(images, output, bpp=bpp, title=path.name)
+    images, bpp = reconstruction_grid(codec, grid_input.image, cfg.plots.grid_q, betas)
+    return plot_grid(images, output, bpp=bpp, title=grid_input.title)
