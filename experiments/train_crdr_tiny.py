@@ -4,7 +4,7 @@ against one GVAE per rate level with HRRGAN), with the paper's losses, lambdas a
 stage 3 the LPIPS weight x10 for its random backbone, the GAN weight x30 with beta at its ends half the
 time and the GVAEs at a 5x lower learning rate, and level 0's rate weight x2) and scaled-down
 widths (conf/model/crdr_tiny.yaml), 128 px crops in a random RGB order (conf/data/crdr_tiny.yaml),
-iterations (2500 / 3000 / 2000) and LR milestones (conf/experiment/crdr_tiny_stage{1,2,3}.yaml).
+iterations (2500 / 3000 / 3000) and LR milestones (conf/experiment/crdr_tiny_stage{1,2,3}.yaml).
 Seed 0 (conf/train.yaml); every stage resumes exactly from its last.ckpt when rerun, so the run can be
 stopped and continued over several sessions.
 
@@ -15,8 +15,9 @@ offline). Writes OUT/stage{1,2,3}/ and the final OUT/stage3/generator.safetensor
 ``save_generator(..., kernel_dtype=torch.float16)`` turns into the shipped crdr-tiny (docs/models/crdr-tiny.md).
 
 Budget (AMD EPYC Zen 4 class, 2 cores, batch 8 of 128 px), measured in the shipped run: stage 1 0.43 s
-per iteration and stage 2 0.43 s with two threads, stage 3 1.3 s with one thread beside a second stage-3
-run (0.68-0.9 s with two threads in an earlier run): about 1 h 20 min for the chain on an idle machine.
+per iteration and stage 2 0.43 s with two threads; stage 3 1.3 s with one thread beside a second stage-3
+run (its first 2000 iterations) and 0.84 s with two threads (the last 1000): about 1 h 25 min for the
+chain on an idle machine.
 """
 
 from __future__ import annotations
