@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -272,3 +273,17 @@ def test_a_checkpoint_taken_before_the_resumed_rng_states_are_restored_carries_t
     assert torch.equal(torch.get_rng_state(), saved["torch"])
     torch.rand(3)
     assert not torch.equal(callback.state_dict()["torch"], saved["torch"])
+
+
+def test_a_run_folder_moved_elsewhere_resumes_and_keeps_last_ckpt_current(tmp_path):
+    """Lightning keeps the checkpoint folder of the run it restores; in a new place, by default it would
+    write last-v1.ckpt beside the restored last.ckpt, which the next ``ckpt_path=last`` would take."""
+    first, moved = tmp_path / "first", tmp_path / "moved"
+    done = subprocess.run(_command(first, "trainer.max_steps=2"), cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    shutil.move(first, moved)
+    resumed = subprocess.run(_command(moved, "ckpt_path=last"), cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    checkpoints = moved / "checkpoints"
+    assert torch.load(checkpoints / "last.ckpt", weights_only=True)["global_step"] == MAX_STEPS
+    assert not list(checkpoints.glob("*-v*.ckpt"))
